@@ -1,0 +1,339 @@
+"""The Python API that apps and the CLI use: `load(path)` -> `Codec`.
+
+    codec = gan_compress.load()                      # the shipped default model
+    stats = codec.compress_video("in.y4m", "out.gcv", quality=3)
+    codec.decompress_video("out.gcv", "out.y4m")
+    data = codec.compress_image(rgb, quality=3)     # rgb: [H, W, 3] uint8 -> .gcv bytes
+    rgb = codec.decompress_image(data)               # -> [H, W, 3] uint8
+
+`path` may be a training model_dir (config.json + checkpoints), an export version dir or base
+dir of the full codec SavedModel (assets/config.json), or a shipped model dir
+(config.json + codec checkpoint). Every model has a fingerprint (sha256 of its config and
+weights); `.gcv` files record it, and decoding with another model is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+from gan_compress import bitstream as bs
+from gan_compress import io as gio
+from gan_compress.configs import Config
+
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(__file__), "assets", "models", "default")
+CONFIG_NAME = "config.json"
+
+
+class ModelLoadError(ValueError):
+    """The model path is missing or not a gan_compress model; the message names the path."""
+
+
+class EncodeStats(NamedTuple):
+    frames: int
+    bytes: int
+    width: int
+    height: int
+    fps: fractions.Fraction
+    seconds: float
+
+    @property
+    def bpp(self) -> float:
+        return 8.0 * self.bytes / max(1, self.width * self.height * self.frames)
+
+    @property
+    def kbps(self) -> float:
+        return 8.0 * self.bytes * float(self.fps) / max(1, self.frames) / 1000.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / max(self.seconds, 1e-9)
+
+    def summary(self, verb: str = "encoded") -> str:
+        return (f"{verb} {self.frames} frame(s) {self.width}x{self.height}: {self.bytes:,} bytes, "
+                f"{self.bpp:.4f} bpp, {self.kbps:.1f} kbps at {float(self.fps):.3g} fps, "
+                f"{self.frames_per_second:.2f} frames/s")
+
+
+def _progress(total: int | None, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False,
+                dynamic_ncols=True)
+
+
+class Codec:
+    """A loaded codec; thread-compatible (not thread-safe)."""
+
+    def __init__(self, codec, config: Config, fingerprint_hex: str, name: str):
+        import tensorflow as tf
+
+        self._model = codec
+        self.config = config
+        self.fingerprint = bytes.fromhex(fingerprint_hex)
+        self.name = name
+        self.num_qualities = config.model.num_qualities
+        frames = tf.TensorSpec([None, None, None, 3], tf.uint8)
+        q = tf.TensorSpec([], tf.int32)
+        strings = tf.TensorSpec([None], tf.string)
+        shape2 = tf.TensorSpec([2], tf.int32)
+        self._compress = tf.function(codec.compress, input_signature=[frames, q])
+        self._decompress = tf.function(codec.decompress, input_signature=[strings, strings, shape2, q])
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    def check_quality(self, quality: int) -> int:
+        if not 1 <= int(quality) <= self.num_qualities:
+            raise ValueError(f"quality must be in 1..{self.num_qualities}, got {quality}")
+        return int(quality)
+
+    def encode_frame(self, rgb: np.ndarray, quality: int, frame_index: int) -> bs.FramePacket:
+        """rgb `[H, W, 3]` uint8 -> an I-frame packet."""
+        c = self._compress(rgb[None], np.int32(quality))
+        return bs.FramePacket(
+            frame_index=frame_index,
+            frame_type=bs.FrameType.I,
+            quality=quality,
+            shapes=(tuple(int(v) for v in c.image_shape.numpy()),
+                    tuple(int(v) for v in c.y_shape.numpy()),
+                    tuple(int(v) for v in c.z_shape.numpy())),
+            strings=(bytes(c.y_strings.numpy()[0]), bytes(c.z_strings.numpy()[0])),
+        )
+
+    def decode_packet(self, packet: bs.FramePacket) -> np.ndarray:
+        """An I-frame packet -> `[H, W, 3]` uint8."""
+        if packet.frame_type != bs.FrameType.I:
+            raise ValueError(f"frame {packet.frame_index}: frame type "
+                             f"{packet.frame_type.name} is not supported by model {self.name}")
+        if len(packet.shapes) != 3 or len(packet.strings) != 2:
+            raise ValueError(f"frame {packet.frame_index}: malformed I-frame packet")
+        h, w = packet.shapes[0]
+        quality = self.check_quality(packet.quality)
+        out = self._decompress(np.array([packet.strings[0]], object),
+                               np.array([packet.strings[1]], object),
+                               np.array([h, w], np.int32), np.int32(quality))
+        return out.numpy()[0]
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def _header(self, info: gio.VideoInfo, intra_period: int) -> bs.SequenceHeader:
+        return bs.SequenceHeader(
+            width=info.width, height=info.height,
+            fps_num=info.fps.numerator, fps_den=info.fps.denominator, num_frames=0,
+            matrix=info.color.matrix, color_range=info.color.range,
+            intra_period=intra_period, model_name=self.name,
+            model_fingerprint=self.fingerprint,
+        )
+
+    def compress_video(self, input_path: str, output_path: str, quality: int = 3,
+                       frames: int | None = None, intra_period: int = 1,
+                       progress: bool = False, raw_options: dict | None = None) -> EncodeStats:
+        """Encodes a video or image file into a `.gcv` file (written atomically).
+
+        `raw_options` (width, height, fps) describe headerless `.yuv` input."""
+        quality = self.check_quality(quality)
+        if intra_period != 1:
+            raise ValueError(f"model {self.name} codes I-frames only: --intra_period must be 1, "
+                             f"got {intra_period}")
+        if frames is not None and frames < 1:
+            raise ValueError(f"--frames must be at least 1, got {frames}")
+        t0 = time.perf_counter()
+        with gio.open_video(input_path, **(raw_options or {})) as reader:
+            info = reader.info
+            total = min(x for x in (info.num_frames, frames) if x is not None) if (
+                info.num_frames or frames) else None
+            n = 0
+            with bs.ContainerWriter(output_path, self._header(info, intra_period)) as writer, \
+                    _progress(total, "encode", progress) as bar:
+                for rgb in reader.frames_rgb():
+                    if frames is not None and n >= frames:
+                        break
+                    writer.write(self.encode_frame(rgb, quality, n))
+                    n += 1
+                    bar.update(1)
+            if n == 0:
+                raise gio.EmptyVideoError(input_path, "no frames to encode")
+        size = os.path.getsize(output_path)
+        return EncodeStats(n, size, info.width, info.height, info.fps, time.perf_counter() - t0)
+
+    def iter_decoded(self, input_path: str) -> Iterator[np.ndarray]:
+        """Streams decoded RGB frames `[H, W, 3]` uint8 of a `.gcv` file."""
+        with bs.ContainerReader(input_path, expected_fingerprint=self.fingerprint) as reader:
+            for packet in reader:
+                yield self.decode_packet(packet)
+
+    def read_header(self, input_path: str) -> bs.SequenceHeader:
+        with bs.ContainerReader(input_path, expected_fingerprint=self.fingerprint) as reader:
+            return reader.header
+
+    def decompress_video(self, input_path: str, output_path: str,
+                         progress: bool = False) -> EncodeStats:
+        """Decodes a `.gcv` file to `.y4m`, `.mkv`, `.mp4` or `.png` (a `%05d` pattern for
+        several frames; without a pattern, frames go to `<stem>_00001.png`, ...)."""
+        t0 = time.perf_counter()
+        header = self.read_header(input_path)
+        fps = fractions.Fraction(header.fps_num, header.fps_den)
+        color = gio.ColorSpec(header.matrix, header.color_range)
+        info = gio.VideoInfo(path=output_path, width=header.width, height=header.height, fps=fps,
+                             num_frames=header.num_frames, pix_fmt="yuv420p", color=color)
+        out = output_path
+        lower = out.lower()
+        if lower.endswith(".png"):
+            if header.num_frames == 1 and "%" not in out:
+                rgb = next(iter(self.iter_decoded(input_path)))
+                gio.write_png(out, rgb)
+                return EncodeStats(1, os.path.getsize(input_path), header.width, header.height,
+                                   fps, time.perf_counter() - t0)
+            if "%" not in out:
+                out = out[:-4] + "_%05d.png"
+        elif not lower.endswith((".y4m", ".mkv", ".mp4")):
+            raise ValueError(f"{output_path}: output must be .y4m, .mkv, .mp4 or .png")
+        elif lower.endswith(".y4m") and (header.width % 2 or header.height % 2):
+            raise ValueError(f"{output_path}: y4m output is 4:2:0 and needs an even size, "
+                             f"the video is {header.width}x{header.height}; decode to .png")
+        with _progress(header.num_frames, "decode", progress) as bar:
+            def frames():
+                for rgb in self.iter_decoded(input_path):
+                    bar.update(1)
+                    yield rgb
+
+            kwargs = {"crf": 12} if lower.endswith((".mkv", ".mp4")) else {}
+            n = gio.write_video(out, frames(), info, **kwargs)
+        return EncodeStats(n, os.path.getsize(input_path), header.width, header.height, fps,
+                           time.perf_counter() - t0)
+
+    def compress_image(self, image, quality: int = 3) -> bytes:
+        """image: `[H, W, 3]` uint8 array or a PNG/JPEG path -> bytes of a 1-frame `.gcv`."""
+        quality = self.check_quality(quality)
+        rgb = gio.read_image(image) if isinstance(image, str | os.PathLike) else np.asarray(image)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"image must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
+        h, w = rgb.shape[:2]
+        info = gio.VideoInfo(path="<array>", width=w, height=h, fps=fractions.Fraction(1),
+                             num_frames=1, pix_fmt="rgb24", color=gio.ColorSpec.for_size(w, h))
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "image.gcv")
+            with bs.ContainerWriter(path, self._header(info, 1)) as writer:
+                writer.write(self.encode_frame(rgb, quality, 0))
+            with open(path, "rb") as f:
+                return f.read()
+
+    def decompress_image(self, data) -> np.ndarray:
+        """bytes of a `.gcv` (or its path) -> `[H, W, 3]` uint8 (its first frame)."""
+        if isinstance(data, bytes | bytearray):
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "image.gcv")
+                with open(path, "wb") as f:
+                    f.write(data)
+                return next(iter(self.iter_decoded(path)))
+        return next(iter(self.iter_decoded(os.fspath(data))))
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+def _read_config(path: str) -> Config:
+    with open(path) as f:
+        return Config.from_json(f.read())
+
+
+def _build_from_checkpoint(model_dir: str, config: Config):
+    import tensorflow as tf
+
+    from gan_compress.models.iframe import IFrameCodec
+
+    ckpt_path = tf.train.latest_checkpoint(model_dir)
+    if ckpt_path is None:
+        raise ModelLoadError(f"{model_dir}: no checkpoint found")
+    model = IFrameCodec(config.model)
+    model.build_for_shape()
+    tf.train.Checkpoint(model=model).restore(ckpt_path).expect_partial().assert_existing_objects_matched()
+    model.finalize()
+    return model
+
+
+def _resolve_saved_model(path: str) -> str | None:
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = sorted((int(d) for d in os.listdir(path) if d.isdigit()), reverse=True) if \
+        os.path.isdir(path) else []
+    for v in versions:
+        p = os.path.join(path, str(v))
+        if os.path.exists(os.path.join(p, "saved_model.pb")):
+            return p
+    return None
+
+
+class _SavedModelCodec:
+    """Adapter giving a loaded full-codec SavedModel the `compress`/`decompress` of IFrameCodec."""
+
+    def __init__(self, loaded):
+        self._m = loaded
+
+    def compress(self, frames, quality):
+        from gan_compress.models.iframe import CompressedFrames
+
+        out = self._m.compress(frames, quality)
+        return CompressedFrames(out["y_strings"], out["z_strings"], out["image_shape"],
+                                out["y_shape"], out["z_shape"], quality)
+
+    def decompress(self, y_strings, z_strings, image_shape, quality):
+        return self._m.decompress(y_strings, z_strings, image_shape, quality)["frames"]
+
+
+def load(path: str | None = None, name: str | None = None) -> Codec:
+    """Loads a codec from a model_dir, a shipped model dir or a full-codec SavedModel."""
+    path = os.fspath(path) if path is not None else DEFAULT_MODEL_DIR
+    if not os.path.exists(path):
+        hint = " (the shipped model is missing: see README, 'Models')" if \
+            path == DEFAULT_MODEL_DIR else ""
+        raise ModelLoadError(f"{path}: model not found{hint}")
+    import tensorflow as tf
+    import tensorflow_compression  # noqa: F401  (registers the range-coding ops)
+
+    from gan_compress.export_lib import fingerprint
+
+    saved = _resolve_saved_model(path)
+    if saved is not None:
+        cfg_path = os.path.join(saved, "assets", CONFIG_NAME)
+        fp_path = os.path.join(saved, "assets", "fingerprint.txt")
+        if not (os.path.exists(cfg_path) and os.path.exists(fp_path)):
+            raise ModelLoadError(f"{saved}: SavedModel without gan_compress assets")
+        config = _read_config(cfg_path)
+        loaded = tf.saved_model.load(saved)
+        if not hasattr(loaded, "compress"):
+            raise ModelLoadError(f"{saved}: not a full-codec SavedModel (no compress signature)")
+        with open(fp_path) as f:
+            fp = f.read().strip()
+        return Codec(_SavedModelCodec(loaded), config, fp,
+                     name or f"{config.model.name}-{config.preset}")
+    cfg_path = os.path.join(path, CONFIG_NAME)
+    if not os.path.exists(cfg_path):
+        raise ModelLoadError(f"{path}: not a gan_compress model (no {CONFIG_NAME})")
+    config = _read_config(cfg_path)
+    model = _build_from_checkpoint(path, config)
+    return Codec(model, config, fingerprint(config, model),
+                 name or f"{config.model.name}-{config.preset}")
+
+
+def save_codec_checkpoint(model, config: Config, out_dir: str) -> str:
+    """Writes the codec's weights only (no discriminator/optimizers) and its config: the form
+    a shipped model takes. Returns the checkpoint prefix."""
+    import tensorflow as tf
+
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, CONFIG_NAME), "w") as f:
+        f.write(dataclasses.replace(config).to_json())
+    ckpt = tf.train.Checkpoint(model=model)
+    prefix = ckpt.write(os.path.join(out_dir, "codec"))
+    with open(os.path.join(out_dir, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "codec"\nall_model_checkpoint_paths: "codec"\n')
+    return prefix
+

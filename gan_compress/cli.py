@@ -1,0 +1,175 @@
+"""The `gan-compress` command line (also `python -m gan_compress`).
+
+  gan-compress encode INPUT OUTPUT.gcv [--model DIR] [--quality N] [--frames N] [--intra_period N]
+  gan-compress decode INPUT.gcv OUTPUT(.y4m|.mkv|.mp4|.png) [--model DIR]
+  gan-compress info INPUT.gcv [--json]
+  gan-compress eval --report DIR [...]            (see `gan-compress eval --help`)
+
+Errors print one line on stderr and exit with code 2; no traceback, no partial output
+(every writer is temp-file-and-rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gan-compress",
+        description="GAN-based learned video codec: encode, decode, inspect and evaluate.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    e = sub.add_parser("encode", help="encode a video or image into a .gcv file")
+    e.add_argument("input", help="video (.y4m .mkv .mp4 .avi .webm .mov .yuv) or image (.png .jpg)")
+    e.add_argument("output", help="output .gcv file")
+    e.add_argument("--model", help="model dir or export (default: the shipped model)")
+    e.add_argument("--quality", type=int, default=3, help="quality level, 1 = lowest rate")
+    e.add_argument("--frames", type=int, help="encode at most N frames")
+    e.add_argument("--intra_period", type=int, default=1,
+                   help="frames between key frames (the I-frame model supports 1)")
+    e.add_argument("--width", type=int, help="raw .yuv input: width")
+    e.add_argument("--height", type=int, help="raw .yuv input: height")
+    e.add_argument("--fps", help="raw .yuv input: frame rate, e.g. 30000/1001")
+    e.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    d = sub.add_parser("decode", help="decode a .gcv file")
+    d.add_argument("input", help="input .gcv file")
+    d.add_argument("output", help="output .y4m, .mkv, .mp4 or .png (frame pattern for video)")
+    d.add_argument("--model", help="model dir or export (default: the shipped model)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    i = sub.add_parser("info", help="print a .gcv file's header, frames and bitrate")
+    i.add_argument("input", help="input .gcv file")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.add_argument("--max_rows", type=int, default=50, help="frames listed in the table")
+
+    ev = sub.add_parser("eval", help="RD sweep against x264/x265/SVT-AV1/VVenC and a report")
+    from gan_compress.evaluation.cli import add_arguments
+
+    add_arguments(ev)
+    return p
+
+
+def _cmd_info(args) -> int:
+    from gan_compress import bitstream as bs
+
+    summary = bs.describe(args.input)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(bs.format_info(summary, max_rows=args.max_rows))
+    return 0
+
+
+def _load_codec(model):
+    from gan_compress import api
+
+    return api.load(model)
+
+
+def _cmd_encode(args) -> int:
+    if not os.path.exists(args.input):
+        raise CLIError(f"{args.input}: no such file")
+    if not args.output.lower().endswith(".gcv"):
+        raise CLIError(f"{args.output}: the output of encode must be a .gcv file")
+    if args.quality < 1:
+        raise CLIError(f"--quality must be >= 1, got {args.quality}")
+    if args.frames is not None and args.frames < 1:
+        raise CLIError(f"--frames must be >= 1, got {args.frames}")
+    if args.intra_period < 1:
+        raise CLIError(f"--intra_period must be >= 1, got {args.intra_period}")
+    input_path = args.input
+    if input_path.lower().endswith(".yuv"):
+        if not (args.width and args.height and args.fps):
+            raise CLIError(f"{input_path}: raw .yuv input needs --width, --height and --fps")
+    codec = _load_codec(args.model)
+    if args.quality > codec.num_qualities:
+        raise CLIError(f"--quality must be in 1..{codec.num_qualities}, got {args.quality}")
+    raw = {"width": args.width, "height": args.height, "fps": args.fps}
+    stats = codec.compress_video(
+        input_path, args.output, quality=args.quality, frames=args.frames,
+        intra_period=args.intra_period, progress=not args.quiet,
+        raw_options={k: v for k, v in raw.items() if v is not None},
+    )
+    if not args.quiet:
+        print(f"{args.output}: {stats.summary('encoded')}")
+    return 0
+
+
+def _cmd_decode(args) -> int:
+    if not os.path.exists(args.input):
+        raise CLIError(f"{args.input}: no such file")
+    if not args.output.lower().endswith((".y4m", ".mkv", ".mp4", ".png")):
+        raise CLIError(f"{args.output}: output must be .y4m, .mkv, .mp4 or .png")
+    from gan_compress import bitstream as bs
+
+    # Validate the container (magic, version, CRCs, sizes) before loading TensorFlow.
+    with bs.ContainerReader(args.input) as reader:
+        _ = reader.header
+    codec = _load_codec(args.model)
+    stats = codec.decompress_video(args.input, args.output, progress=not args.quiet)
+    if not args.quiet:
+        print(f"{args.output}: {stats.summary('decoded')}")
+    return 0
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that are the user's input problem (message only, exit 2)."""
+    from gan_compress import bitstream as bs
+    from gan_compress.io import VideoError
+
+    errors: list[type[BaseException]] = [CLIError, bs.BitstreamError, VideoError, ValueError,
+                                         FileNotFoundError, IsADirectoryError, PermissionError]
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        errors.append(tf.errors.InvalidArgumentError)
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":
+        from gan_compress.evaluation.cli import main as eval_main
+
+        return eval_main(argv[1:])
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed usage / help
+        return int(e.code or 0)
+    handlers = {"encode": _cmd_encode, "decode": _cmd_decode, "info": _cmd_info}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("gan-compress: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - classified below
+        if isinstance(e, _user_errors()):
+            print(f"gan-compress {args.command}: error: {_one_line(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+def _one_line(e: BaseException) -> str:
+    text = getattr(e, "message", None) or str(e) or type(e).__name__
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    if "sanity check failed" in text.lower():
+        return f"corrupt entropy-coded data ({first[:160]})"
+    return first
+
+
+def console_main() -> None:
+    sys.exit(main())

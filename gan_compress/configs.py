@@ -1,0 +1,245 @@
+"""Frozen dataclass configs and the named presets `tiny`, `small` and `hific`.
+
+Every checkpoint and export directory has a `config.json` written by `Config.to_json()`; a model
+is always rebuilt from that file, never from flags, so a checkpoint cannot silently be paired with
+the wrong architecture.
+
+Overrides use dotted paths, e.g. `override(cfg, ["model.latent_channels=96", "train.lr=2e-4"])`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Training input pipeline (`gan_compress.data.build_inputs`).
+
+    The pipeline yields `[batch_size_per_replica, clip_length, crop_size, crop_size, 3]` float32
+    clips in [0, 1]. `batch_size` is the GLOBAL batch size; the pipeline divides it by the number
+    of replicas it is told about via `tf.distribute.InputContext`.
+    """
+
+    train_globs: tuple[str, ...] = ("../shared/data/video/train/*",)
+    batch_size: int = 8
+    clip_length: int = 1  # T; 1 for I-frame training
+    temporal_stride: int = 1  # frames between consecutive clip frames
+    crop_size: int = 256
+    random_flip: bool = True  # horizontal flip (vertical flips make unnatural video)
+    brightness: float = 0.05  # max additive delta
+    contrast: float = 0.1  # max relative change
+    saturation: float = 0.1  # max relative change
+    downscale_prob: float = 0.5  # chance a clip is downscaled before cropping
+    downscale_min: float = 0.5  # smallest scale factor (washes out source coding artefacts)
+    shuffle_buffer: int = 256  # unused by build_inputs: it samples windows i.i.d. (no buffer)
+    seed: int | None = None  # set for a deterministic pipeline
+    deterministic: bool = False
+    cache_dir: str | None = None  # where decoded frames are cached (default: ~/.cache)
+    # how often each file is drawn: "frames" (every window equally likely), "sqrt_frames"
+    # (file chance ~ sqrt(#windows): long, often near-static clips do not drown short ones),
+    # or "files" (each file equally likely)
+    sample_weighting: str = "sqrt_frames"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The I-frame codec (`gan_compress.models.iframe`) and its discriminator.
+
+    Downsampling: analysis 16x (4 stride-2 stages) to `y`, hyper-analysis a further 4x to `z`.
+    """
+
+    name: str = "iframe"
+    analysis_channels: tuple[int, ...] = (32, 64, 96)  # outputs of stages 1..3 (stage 4 -> latent)
+    latent_channels: int = 128  # M: channels of y
+    hyper_channels: int = 96  # hidden width of hyper-analysis / hyper-synthesis
+    hyper_latent_channels: int = 64  # channels of z
+    synthesis_head_channels: int = 160  # width of the residual trunk at 1/16 resolution
+    synthesis_res_blocks: int = 2
+    synthesis_channels: tuple[int, ...] = (96, 64, 32)  # outputs of up-stages 1..3 (stage 4 -> RGB)
+    kernel_size: int = 5
+    use_gdn: bool = True  # GDN / inverse GDN in the resampling stages (stock TF ops once traced)
+    num_qualities: int = 6  # quality levels, 1..num_qualities at the API (index 0-based inside)
+    lambdas: tuple[float, ...] = (0.0016, 0.0032, 0.0064, 0.0128, 0.025, 0.05)
+    # per quality: weight of MSE on the [0, 255] scale against bits per pixel (ms2020 convention)
+    rate_targets_bpp: tuple[float, ...] = (0.06, 0.1, 0.16, 0.26, 0.42, 0.65)
+    # per quality: HiFiC rate targets used by the `rate_target` lambda schedule
+    num_scales: int = 64
+    scale_min: float = 0.11
+    scale_max: float = 256.0
+    disc_channels: tuple[int, ...] = (32, 64, 128, 256)
+    disc_latent_channels: int = 12  # y_hat is projected to this many channels, upsampled 16x
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Training losses (`gan_compress.losses`)."""
+
+    mse_weight: float = 1.0  # multiplies lambda_q * MSE(0..255)
+    msssim_weight: float = 0.0  # weight of (1 - MS-SSIM), scaled like the MSE term
+    gan_loss: str = "non_saturating"  # non_saturating | least_squares | hinge | wgan_gp
+    gan_weight: float = 0.15  # beta in HiFiC, on the generator's adversarial term
+    feature_matching_weight: float = 1.0  # discriminator feature matching (built-in perceptual)
+    perceptual_weight: float = 0.0  # VGG-style perceptual loss; needs perceptual_weights_path
+    perceptual_weights_path: str | None = None
+    r1_weight: float = 0.0  # R1 gradient penalty on real images (0 disables)
+    gp_weight: float = 10.0  # WGAN-GP gradient penalty weight (wgan_gp only)
+    lambda_schedule: str = "fixed"  # fixed | rate_target (HiFiC)
+    rate_lambda_high: float = 2.0  # lambda_a: rate weight while above the quality's target
+    rate_lambda_low: float = 0.0625  # lambda_b: rate weight once below it
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The custom training loop (`gan_compress.training`)."""
+
+    stage: str = "mse"  # mse | gan
+    steps: int = 100_000
+    lr: float = 1e-4
+    entropy_lr: float = 1e-3  # entropy models' own optimizer
+    disc_lr: float = 1e-4
+    lr_decay_at: float = 0.8  # fraction of steps after which lr drops 10x
+    d_steps_per_g: int = 1
+    grad_clip_norm: float = 1.0
+    log_every: int = 50
+    image_every: int = 1000
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    mixed_precision: bool = False
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    preset: str = "small"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Config:
+        return _from_dict(cls, d)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls.from_dict(json.loads(text))
+
+
+def _from_dict(cls, d: Mapping[str, Any]):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    kwargs = {}
+    for name, value in d.items():
+        ftype = _resolve_type(cls, fields[name])
+        if dataclasses.is_dataclass(ftype):
+            kwargs[name] = _from_dict(ftype, value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_SUBCONFIGS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "loss": LossConfig,
+    "train": TrainConfig,
+}
+
+
+def _resolve_type(cls, field):
+    if cls is Config and field.name in _SUBCONFIGS:
+        return _SUBCONFIGS[field.name]
+    return None
+
+
+def _tiny() -> Config:
+    return Config(
+        preset="tiny",
+        model=ModelConfig(
+            analysis_channels=(8, 8, 8),
+            latent_channels=16,
+            hyper_channels=8,
+            hyper_latent_channels=8,
+            synthesis_head_channels=16,
+            synthesis_res_blocks=1,
+            synthesis_channels=(8, 8, 8),
+            kernel_size=3,
+            num_scales=16,
+            disc_channels=(8, 16),
+            disc_latent_channels=4,
+        ),
+        data=DataConfig(batch_size=2, crop_size=64, shuffle_buffer=8),
+        train=TrainConfig(steps=2, log_every=1, image_every=0, checkpoint_every=1),
+    )
+
+
+def _small() -> Config:
+    return Config(preset="small")
+
+
+def _hific() -> Config:
+    # Mentzer et al. 2020: N=220 latent channels, 960-wide residual trunk with 9 blocks.
+    return Config(
+        preset="hific",
+        model=ModelConfig(
+            analysis_channels=(60, 120, 240),
+            latent_channels=220,
+            hyper_channels=320,
+            hyper_latent_channels=320,
+            synthesis_head_channels=960,
+            synthesis_res_blocks=9,
+            synthesis_channels=(480, 240, 120),
+            kernel_size=5,
+            use_gdn=False,
+            disc_channels=(64, 128, 256, 512),
+        ),
+        data=DataConfig(batch_size=8, crop_size=256),
+        train=TrainConfig(steps=1_000_000),
+    )
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "hific": _hific}
+
+
+def get_preset(name: str) -> Config:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def override(config: Config, assignments: Iterable[str]) -> Config:
+    """Applies `section.field=value` assignments (values parsed as JSON, else kept as strings)."""
+    d = config.to_dict()
+    for item in assignments:
+        if "=" not in item:
+            raise ValueError(f"config override {item!r} is not of the form section.field=value")
+        path, raw = item.split("=", 1)
+        keys = path.strip().split(".")
+        node = d
+        for k in keys[:-1]:
+            if not isinstance(node, dict) or k not in node:
+                raise ValueError(f"config override {item!r}: no section {k!r}")
+            node = node[k]
+        if keys[-1] not in node:
+            raise ValueError(f"config override {item!r}: no field {keys[-1]!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node[keys[-1]] = value
+    return Config.from_dict(d)

@@ -1,0 +1,228 @@
+"""Pluggable "test codecs" for the RD sweep: ours through its CLI, or any ffmpeg configuration.
+
+A test codec turns a `Clip` (raw 8-bit yuv420p) into a bitstream on disk and back into raw 8-bit
+yuv420p; the sweep measures bytes on disk and compares the decode with the clip:
+
+    codec.encode(clip, quality, out_dir) -> Encoded(path, bytes, commands, seconds)
+    codec.decode(encoded, clip, out_raw)  -> Decoded(path, commands, seconds)
+
+`GanCompressCodec` drives gan_compress exactly as a user would, in a subprocess:
+`gan-compress encode IN.y4m OUT.gcv --quality N --frames F [--model DIR]`,
+`gan-compress info OUT.gcv --json` (for "num_qualities") and `gan-compress decode OUT.gcv OUT.y4m`.
+`FfmpegCodec` wraps an `Anchor` so tests (or comparisons) can pose any ffmpeg encoder as the
+test codec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from gan_compress.evaluation import anchors as anchors_lib
+from gan_compress.evaluation import ffmpeg
+from gan_compress.evaluation.clips import Clip
+
+
+class Encoded(NamedTuple):
+    """A bitstream on disk: `bytes` is what counts for the rate."""
+
+    path: Path
+    bytes: int
+    commands: list[str]
+    seconds: float
+
+
+class Decoded(NamedTuple):
+    """A decode as raw 8-bit yuv420p at `path`."""
+
+    path: Path
+    commands: list[str]
+    seconds: float
+    note: str = ""
+
+
+class TestCodec:
+    """Interface of a codec under test (subclass and implement encode/decode)."""
+
+    __test__ = False  # not a pytest class
+    name = "test"
+    label = "test codec"
+    setting = ""
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def qualities(self) -> list[int] | None:
+        """The quality levels to sweep, or None if only known after a first encode."""
+        raise NotImplementedError
+
+    def discover_qualities(self, encoded: Encoded) -> list[int]:
+        return self.qualities() or []
+
+    def encode(self, clip: Clip, quality: int, out_dir: Path) -> Encoded:
+        raise NotImplementedError
+
+    def decode(self, encoded: Encoded, clip: Clip, out_raw: Path) -> Decoded:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "label": self.label, "setting": self.setting}
+
+
+class FfmpegCodec(TestCodec):
+    """Any `Anchor` configuration posing as the test codec (qualities = its ladder)."""
+
+    def __init__(self, anchor: anchors_lib.Anchor, name: str | None = None,
+                 label: str | None = None, threads: int = 2):
+        self.anchor = anchor
+        self.name = name or anchor.name
+        self.label = label or anchor.label
+        self.setting = anchor.setting
+        self.threads = threads
+
+    def qualities(self) -> list[int]:
+        return list(self.anchor.ladder)
+
+    def encode(self, clip: Clip, quality: int, out_dir: Path) -> Encoded:
+        out = Path(out_dir) / f"{clip.name}.{self.name}.q{quality}.{self.anchor.ext}"
+        cmd = self.anchor.encode_command(clip.raw, quality, out, threads=self.threads)
+        t0 = time.perf_counter()
+        ffmpeg.run(cmd)
+        seconds = time.perf_counter() - t0
+        return Encoded(out, self.anchor.stream_bytes(out), [ffmpeg.format_command(cmd)], seconds)
+
+    def decode(self, encoded: Encoded, clip: Clip, out_raw: Path) -> Decoded:
+        tmp = out_raw.with_suffix(".dec")
+        cmd = self.anchor.decode_command(encoded.path, tmp)
+        t0 = time.perf_counter()
+        ffmpeg.run(cmd)
+        anchors_lib.read_decoded_as_8bit(self.anchor, tmp, out_raw, clip.width, clip.height)
+        note = ""
+        if self.anchor.decode_bits == 10:
+            note = "10-bit decode rounded to 8 bit with (x+2)>>2"
+        return Decoded(out_raw, [ffmpeg.format_command(cmd)], time.perf_counter() - t0, note)
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "anchor": self.anchor.to_json()}
+
+
+def default_cli_command() -> list[str]:
+    """`gan-compress` next to the running interpreter, else `python -m gan_compress`."""
+    exe = Path(sys.executable).parent / "gan-compress"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("gan-compress")
+    return [found] if found else [sys.executable, "-m", "gan_compress"]
+
+
+def y4m_chroma(path: str | os.PathLike) -> str:
+    """The colour-space tag of a .y4m header (e.g. '420jpeg', '444'; '420' when absent)."""
+    with open(path, "rb") as f:
+        header = f.readline(4096).decode("ascii", "replace").split()
+    for token in header:
+        if token.startswith("C"):
+            return token[1:]
+    return "420"
+
+
+class GanCompressCodec(TestCodec):
+    """gan_compress through its CLI, in a subprocess, as a user would run it."""
+
+    name = "gan_compress"
+
+    def __init__(self, model: str | os.PathLike | None = None, command: list[str] | None = None,
+                 qualities: list[int] | None = None, timeout: float = 3600.0):
+        self.model = str(model) if model else None
+        self.command = list(command) if command else default_cli_command()
+        self._qualities = list(qualities) if qualities else None
+        self.timeout = timeout
+        self.label = "gan_compress" + (f" ({Path(self.model).name})" if self.model else "")
+        self.setting = " ".join(self.command) + (f" --model {self.model}" if self.model else "")
+        self._available: tuple[bool, str] | None = None
+
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess:
+        return ffmpeg.run([*self.command, *args], timeout=self.timeout)
+
+    def available(self) -> tuple[bool, str]:
+        if self._available is None:
+            try:
+                proc = subprocess.run([*self.command, "encode", "--help"], capture_output=True,
+                                      text=True, timeout=300)
+                ok = proc.returncode == 0
+                reason = "" if ok else (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            except (OSError, subprocess.TimeoutExpired) as e:
+                ok, reason = False, str(e)
+            self._available = (ok, reason and f"gan-compress CLI not usable: {reason}")
+        return self._available
+
+    def qualities(self) -> list[int] | None:
+        return self._qualities
+
+    def info(self, path: str | os.PathLike) -> dict:
+        return json.loads(self._run(["info", str(path), "--json"]).stdout)
+
+    def discover_qualities(self, encoded: Encoded) -> list[int]:
+        if self._qualities is None:
+            n = int(self.info(encoded.path).get("num_qualities", 6))
+            self._qualities = list(range(1, n + 1))
+        return self._qualities
+
+    def _model_args(self) -> list[str]:
+        return ["--model", self.model] if self.model else []
+
+    def encode(self, clip: Clip, quality: int, out_dir: Path) -> Encoded:
+        out = Path(out_dir) / f"{clip.name}.{self.name}.q{quality}.gcv"
+        src = clip.y4m(clip.raw.path.parent)
+        args = ["encode", str(src), str(out), "--quality", str(quality),
+                "--frames", str(clip.frames), *self._model_args()]
+        t0 = time.perf_counter()
+        self._run(args)
+        seconds = time.perf_counter() - t0
+        return Encoded(out, os.path.getsize(out), [" ".join(self.command + args)], seconds)
+
+    def _decode_cli(self, gcv: Path, out: Path) -> list[str]:
+        """`decode IN.gcv OUT` per the CLI contract; retried with --model if that fails."""
+        args = ["decode", str(gcv), str(out)]
+        try:
+            self._run(args)
+        except ffmpeg.FfmpegError:
+            if not self.model:
+                raise
+            args = [*args, *self._model_args()]
+            self._run(args)
+        return args
+
+    def decode(self, encoded: Encoded, clip: Clip, out_raw: Path) -> Decoded:
+        y4m = out_raw.with_suffix(".y4m")
+        t0 = time.perf_counter()
+        args = self._decode_cli(encoded.path, y4m)
+        seconds = time.perf_counter() - t0
+        chroma = y4m_chroma(y4m)
+        ff = ffmpeg.decode_to_raw(y4m, out_raw)
+        y4m.unlink()
+        note = "" if chroma.startswith("420") else f"decoded as {chroma}, converted to yuv420p"
+        return Decoded(out_raw, [" ".join(self.command + args), ffmpeg.format_command(ff)],
+                       seconds, note)
+
+    # Images (Kodak): the same CLI with a PNG in and out.
+    def encode_image(self, png: Path, quality: int, out_dir: Path) -> Encoded:
+        out = Path(out_dir) / f"{png.stem}.{self.name}.q{quality}.gcv"
+        args = ["encode", str(png), str(out), "--quality", str(quality), *self._model_args()]
+        t0 = time.perf_counter()
+        self._run(args)
+        seconds = time.perf_counter() - t0
+        return Encoded(out, os.path.getsize(out), [" ".join(self.command + args)], seconds)
+
+    def decode_image(self, encoded: Encoded, out_png: Path) -> Decoded:
+        t0 = time.perf_counter()
+        args = self._decode_cli(encoded.path, out_png)
+        return Decoded(out_png, [" ".join(self.command + args)], time.perf_counter() - t0)
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "command": self.command, "model": self.model}

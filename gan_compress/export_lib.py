@@ -1,0 +1,183 @@
+"""SavedModel export: the full codec (needs TFC ops) and the transform-only model (stock ops).
+
+Layout (TF Serving's): `<base>/<integer version>/saved_model.pb`, `variables/`, `assets/`:
+  assets/config.json        the Config the model was built from
+  assets/fingerprint.txt    hex sha256 of the config and the codec's weights (in .gcv headers)
+  assets/MODEL_CARD.md      what it is, how it was trained, figures
+  assets/coding_tables.npz  (transform-only) range-coding tables for the client
+
+Full codec signatures (`CodecModule`):
+  compress(frames uint8 [N, H, W, 3], quality int32 []) ->
+      {y_strings [N] string, z_strings [N] string, image_shape [2], y_shape [2], z_shape [2]}
+  decompress(y_strings [N] string, z_strings [N] string, image_shape int32 [2], quality int32 [])
+      -> {frames uint8 [N, H, W, 3]}
+
+Transform-only signatures (`TransformModule`), stock TensorFlow ops only:
+  analyze(frames uint8 [N, H, W, 3], quality int32 []) ->
+      {y_symbols int32 [N, h, w, M], z_symbols int32 [N, h/4, w/4, Cz],
+       scale_indexes int32 [N, h, w, M]}
+  entropy_parameters(z_symbols int32, quality int32 []) -> {scale_indexes int32 [N, h, w, M]}
+  synthesize(y_symbols int32, z_symbols int32, image_shape int32 [2], quality int32 [])
+      -> {frames uint8 [N, H, W, 3]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from gan_compress.configs import Config
+from gan_compress.entropy_coding import TABLES_FILENAME, tables_from_codec
+from gan_compress.layers import pad_to_multiple
+from gan_compress.models.iframe import PAD_MULTIPLE
+
+FRAMES = tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames")
+QUALITY = tf.TensorSpec([], tf.int32, name="quality")
+STRINGS = tf.TensorSpec([None], tf.string)
+SHAPE2 = tf.TensorSpec([2], tf.int32)
+SYMBOLS = tf.TensorSpec([None, None, None, None], tf.int32)
+
+
+def fingerprint(config: Config, codec) -> str:
+    """Hex sha256 of the config JSON and every codec weight (name, shape, bytes), name-sorted."""
+    h = hashlib.sha256(config.to_json().encode())
+    for v in sorted(codec.weights, key=lambda v: v.name):
+        h.update(v.name.encode())
+        value = np.ascontiguousarray(v.numpy())
+        h.update(np.asarray(value.shape, np.int64).tobytes())
+        h.update(value.tobytes())
+    return h.hexdigest()
+
+
+class CodecModule(tf.Module):
+    """The full codec with range coding (TFC ops inside the graph)."""
+
+    def __init__(self, codec):
+        super().__init__(name="gan_compress_codec")
+        if not codec.finalized:
+            raise ValueError("export needs a finalized codec (call codec.finalize())")
+        self.codec = codec
+
+    @tf.function(input_signature=[FRAMES, QUALITY])
+    def compress(self, frames, quality):
+        c = self.codec.compress(frames, quality)
+        return {
+            "y_strings": c.y_strings, "z_strings": c.z_strings, "image_shape": c.image_shape,
+            "y_shape": c.y_shape, "z_shape": c.z_shape,
+        }
+
+    @tf.function(input_signature=[STRINGS, STRINGS, SHAPE2, QUALITY])
+    def decompress(self, y_strings, z_strings, image_shape, quality):
+        return {"frames": self.codec.decompress(y_strings, z_strings, image_shape, quality)}
+
+
+class TransformModule(tf.Module):
+    """Analysis/synthesis transforms only: servable by a stock tensorflow_model_server."""
+
+    def __init__(self, codec):
+        super().__init__(name="gan_compress_transforms")
+        if not codec.finalized:
+            raise ValueError("export needs a finalized codec (call codec.finalize())")
+        self.codec = codec
+        self.z_offset = tf.constant(codec.z_entropy_model.quantization_offset.numpy())
+
+    def _z_hat(self, z_symbols):
+        return tf.cast(z_symbols, tf.float32) + self.z_offset
+
+    @tf.function(input_signature=[FRAMES, QUALITY])
+    def analyze(self, frames, quality):
+        c = self.codec
+        quality = c._check_quality(quality)
+        x = tf.cast(frames, tf.float32) / 255.0
+        gain, _ = c.gains(quality - 1)
+        y = tf.cast(c.analysis(pad_to_multiple(x, PAD_MULTIPLE)), tf.float32) * gain
+        z = tf.cast(c.hyper_analysis(y), tf.float32)
+        z_symbols = tf.round(z - self.z_offset)
+        mu, scale_index = c.entropy_parameters(z_symbols + self.z_offset)
+        return {
+            "y_symbols": tf.cast(tf.round(y - mu), tf.int32),
+            "z_symbols": tf.cast(z_symbols, tf.int32),
+            "scale_indexes": tf.cast(scale_index, tf.int32),
+        }
+
+    @tf.function(input_signature=[SYMBOLS, QUALITY])
+    def entropy_parameters(self, z_symbols, quality):
+        _, scale_index = self.codec.entropy_parameters(self._z_hat(z_symbols))
+        return {"scale_indexes": tf.cast(scale_index, tf.int32)}
+
+    @tf.function(input_signature=[SYMBOLS, SYMBOLS, SHAPE2, QUALITY])
+    def synthesize(self, y_symbols, z_symbols, image_shape, quality):
+        mu, _ = self.codec.entropy_parameters(self._z_hat(z_symbols))
+        frames = self.codec.synthesize_latents(y_symbols, mu, quality, image_shape)
+        return {"frames": frames}
+
+
+def _next_version(base: str) -> int:
+    if not os.path.isdir(base):
+        return 1
+    versions = [int(d) for d in os.listdir(base) if d.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _save(module, signatures, base: str, version: int | None, assets: dict[str, bytes]) -> str:
+    """Saves into a temp dir beside the target and renames it, so a version dir is complete."""
+    version = version if version is not None else _next_version(base)
+    target = os.path.join(base, str(version))
+    if os.path.exists(target):
+        raise FileExistsError(f"{target} already exists; pick another --version")
+    os.makedirs(base, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{version}.partial-", dir=base)
+    try:
+        tf.saved_model.save(module, tmp, signatures=signatures)
+        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
+        for name, data in assets.items():
+            with open(os.path.join(tmp, "assets", name), "wb") as f:
+                f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def export_codec(codec, config: Config, base: str, version: int | None = None,
+                 model_card: str = "") -> str:
+    """Writes the full codec SavedModel; returns its version directory."""
+    module = CodecModule(codec)
+    assets = {
+        "config.json": config.to_json().encode(),
+        "fingerprint.txt": fingerprint(config, codec).encode(),
+        "MODEL_CARD.md": model_card.encode(),
+    }
+    sigs = {"compress": module.compress, "decompress": module.decompress,
+            "serving_default": module.decompress}
+    return _save(module, sigs, base, version, assets)
+
+
+def export_transforms(codec, config: Config, base: str, version: int | None = None,
+                      model_card: str = "") -> str:
+    """Writes the transform-only SavedModel plus the client's coding tables."""
+    module = TransformModule(codec)
+    tables = tables_from_codec(codec)
+    fd, tpath = tempfile.mkstemp(suffix=".npz")
+    os.close(fd)
+    try:
+        tables.save(tpath)
+        with open(tpath, "rb") as f:
+            tables_bytes = f.read()
+    finally:
+        os.unlink(tpath)
+    assets = {
+        "config.json": config.to_json().encode(),
+        "fingerprint.txt": fingerprint(config, codec).encode(),
+        "MODEL_CARD.md": model_card.encode(),
+        TABLES_FILENAME: tables_bytes,
+    }
+    sigs = {"analyze": module.analyze, "entropy_parameters": module.entropy_parameters,
+            "synthesize": module.synthesize, "serving_default": module.synthesize}
+    return _save(module, sigs, base, version, assets)

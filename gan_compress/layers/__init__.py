@@ -1,0 +1,10 @@
+"""Building blocks shared by the codecs: convolution stages, residual blocks, padding."""
+
+from gan_compress.layers.blocks import (
+    ResidualBlock,
+    SynthesisUpStage,
+    AnalysisDownStage,
+    pad_to_multiple,
+)
+
+__all__ = ["ResidualBlock", "SynthesisUpStage", "AnalysisDownStage", "pad_to_multiple"]

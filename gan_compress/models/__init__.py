@@ -1,0 +1,1 @@
+"""Codecs (one per file) and the discriminator. Tensors in, tensors and NamedTuples out."""

@@ -1,0 +1,311 @@
+"""The distributed two-stage training loop (MSE stage, then GAN stage) for the I-frame codec.
+
+Everything is built in `strategy.scope()`; input comes from
+`strategy.distribute_datasets_from_function(lambda ctx: build_inputs(cfg.data, ctx))`; each
+replica's per-example losses are summed and divided by the GLOBAL batch size, so gradients
+summed across replicas equal the single-device gradient of the mean loss.
+
+Three optimizers, one per variable group: "transforms" (analysis, generator, hyper transforms,
+gains), "entropy" (the factorized prior of z), "discriminator". `Trainer` checks that every
+trainable variable is in exactly one group.
+
+One training step: the generator forward pass runs once under a tape; the generator update uses
+the current discriminator; then `d_steps_per_g` discriminator updates use that (stop-gradient)
+reconstruction. In the MSE stage the discriminator is not used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from typing import NamedTuple
+
+import tensorflow as tf
+from absl import logging
+
+from gan_compress import losses
+from gan_compress.configs import Config
+from gan_compress.data import build_inputs
+from gan_compress.models.discriminator import ConditionalPatchDiscriminator
+from gan_compress.models.iframe import IFrameCodec
+from gan_compress.training.strategy import is_chief, worker_id
+
+CONFIG_NAME = "config.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a loss becomes NaN or Inf; the message names the step."""
+
+
+class TrainResult(NamedTuple):
+    final_step: int
+    steps_per_second: float
+    last_metrics: dict
+
+
+def load_config(model_dir: str) -> Config:
+    with open(os.path.join(model_dir, CONFIG_NAME)) as f:
+        return Config.from_json(f.read())
+
+
+def _write_config(model_dir: str, cfg: Config) -> None:
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, CONFIG_NAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(cfg.to_json())
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Builds model, discriminator, optimizers and checkpoints under `strategy.scope()`."""
+
+    def __init__(self, cfg: Config, model_dir: str, strategy=None, init_from: str | None = None):
+        self.cfg = cfg
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = is_chief(self.strategy)
+        self.model_dir = model_dir
+        # Non-chief workers write their (required) checkpoint copies to a scratch dir.
+        self.ckpt_dir = model_dir if self.chief else os.path.join(
+            model_dir, f"workertemp_{worker_id(self.strategy)}"
+        )
+        self._check_config_compatible()
+        if self.chief:
+            _write_config(model_dir, cfg)
+        tc = cfg.train
+        with self.strategy.scope():
+            self.model = IFrameCodec(cfg.model)
+            self.model.build_for_shape()
+            self.disc = ConditionalPatchDiscriminator(cfg.model)
+            self.disc(tf.zeros([1, 64, 64, 3]), tf.zeros([1, 4, 4, cfg.model.latent_channels]))
+            decay_step = max(1, int(tc.lr_decay_at * tc.steps))
+
+            def sched(lr, per_step=1):
+                return tf.keras.optimizers.schedules.PiecewiseConstantDecay(
+                    [decay_step * per_step], [lr, lr * 0.1]
+                )
+
+            self.opt_t = tf.keras.optimizers.Adam(sched(tc.lr), name="opt_transforms")
+            self.opt_e = tf.keras.optimizers.Adam(sched(tc.entropy_lr), name="opt_entropy")
+            self.opt_d = tf.keras.optimizers.Adam(
+                sched(tc.disc_lr, tc.d_steps_per_g), beta_1=0.5, name="opt_disc"
+            )
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            groups = self.model.variable_groups()
+            self.groups = {
+                "transforms": groups["transforms"],
+                "entropy": groups["entropy"],
+                "discriminator": list(self.disc.trainable_variables),
+            }
+            self._check_groups()
+            for name, opt in (("transforms", self.opt_t), ("entropy", self.opt_e),
+                              ("discriminator", self.opt_d)):
+                opt.build(self.groups[name])
+        self.perceptual = None
+        if cfg.loss.perceptual_weight > 0:
+            if not cfg.loss.perceptual_weights_path:
+                raise ValueError("loss.perceptual_weight > 0 needs loss.perceptual_weights_path")
+            self.perceptual = losses.PerceptualLoss(cfg.loss.perceptual_weights_path)
+        self.ckpt = tf.train.Checkpoint(
+            step=self.step, model=self.model, disc=self.disc,
+            opt_t=self.opt_t, opt_e=self.opt_e, opt_d=self.opt_d,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.ckpt, self.ckpt_dir, max_to_keep=tc.keep_checkpoints
+        )
+        self._restore(init_from)
+
+    # -- set-up checks ------------------------------------------------------------------------
+
+    def _check_config_compatible(self):
+        path = os.path.join(self.model_dir, CONFIG_NAME)
+        if not os.path.exists(path):
+            return
+        old = load_config(self.model_dir)
+        if old.model != self.cfg.model:
+            raise ValueError(
+                f"{path}: the model config there differs from the requested one; "
+                "use a new --model_dir or the same preset/overrides"
+            )
+
+    def _check_groups(self):
+        seen: dict[int, str] = {}
+        for name, vs in self.groups.items():
+            for v in vs:
+                if id(v) in seen:
+                    raise AssertionError(f"variable {v.name} is in groups {seen[id(v)]} and {name}")
+                seen[id(v)] = name
+        all_vars = list(self.model.trainable_variables) + list(self.disc.trainable_variables)
+        missing = [v.name for v in all_vars if id(v) not in seen]
+        if missing or len(seen) != len(all_vars):
+            raise AssertionError(f"trainable variables in no optimizer group: {missing}")
+
+    def _restore(self, init_from):
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.ckpt.restore(latest)
+            logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
+            return
+        if init_from:
+            src = tf.train.latest_checkpoint(init_from)
+            if src is None:
+                raise ValueError(f"--init_from {init_from}: no checkpoint found there")
+            cfg_path = os.path.join(init_from, CONFIG_NAME)
+            if os.path.exists(cfg_path) and load_config(init_from).model != self.cfg.model:
+                raise ValueError(f"--init_from {init_from}: its model config differs from this run's")
+            tf.train.Checkpoint(model=self.model).restore(src).expect_partial()
+            logging.info("initialised the codec from %s (step counter starts at 0)", src)
+
+    # -- the step -----------------------------------------------------------------------------
+
+    def _per_replica_step(self, clip):
+        cfg, lc = self.cfg, self.cfg.loss
+        gan = cfg.train.stage == "gan"
+        x = clip[:, 0]  # I-frame training: the first frame of each clip
+        b = tf.shape(x)[0]
+        gb = float(cfg.data.batch_size)
+        q = tf.random.uniform([b], 0, cfg.model.num_qualities, dtype=tf.int32)
+        with tf.GradientTape() as tape:
+            out = self.model(x, q, training=True)
+            mse = losses.mse_255(x, out.x_hat)
+            lam = losses.distortion_weight(q, cfg.model)
+            per = losses.rate_weight(out.bpp, q, cfg.model, lc) * out.bpp
+            per += lc.mse_weight * lam * mse
+            ps = losses.perceptual_scale(q, cfg.model)
+            metrics = {"bpp": out.bpp, "mse": mse, "psnr": losses.psnr(x, out.x_hat)}
+            if lc.msssim_weight > 0:
+                ms = losses.msssim_loss(x, out.x_hat)
+                per += lc.msssim_weight * ps * ms
+                metrics["msssim_loss"] = ms
+            if self.perceptual is not None:
+                pl = self.perceptual(x, out.x_hat)
+                per += lc.perceptual_weight * ps * pl
+                metrics["perceptual"] = pl
+            if gan:
+                fake = self.disc(out.x_hat, out.y_hat, training=False)
+                real = self.disc(x, out.y_hat, training=False)
+                adv = losses.generator_adversarial_loss(lc.gan_loss, fake.logits)
+                fm = losses.feature_matching_loss(real.features, fake.features)
+                per += ps * (lc.gan_weight * adv + lc.feature_matching_weight * fm)
+                metrics["g_adv"] = adv
+                metrics["feature_matching"] = fm
+            loss = tf.debugging.check_numerics(tf.reduce_sum(per) / gb, "generator loss")
+        tv = self.groups["transforms"] + self.groups["entropy"]
+        grads = tape.gradient(loss, tv)
+        nt = len(self.groups["transforms"])
+        gt, _ = tf.clip_by_global_norm(grads[:nt], cfg.train.grad_clip_norm)
+        self.opt_t.apply_gradients(zip(gt, self.groups["transforms"]))
+        self.opt_e.apply_gradients(zip(grads[nt:], self.groups["entropy"]))
+        metrics["loss"] = per
+        if gan:
+            x_fake = tf.stop_gradient(tf.clip_by_value(out.x_hat, 0.0, 1.0))
+            y_hat = tf.stop_gradient(out.y_hat)
+            for _ in range(cfg.train.d_steps_per_g):
+                d_per, d_real, d_fake = self._disc_update(x, x_fake, y_hat, gb)
+            metrics["d_loss"] = d_per
+            metrics["d_real"] = d_real
+            metrics["d_fake"] = d_fake
+        # sums over the replica's examples; the caller divides by the global batch
+        return {k: tf.reduce_sum(v) for k, v in metrics.items()}
+
+    def _disc_update(self, x, x_fake, y_hat, gb):
+        lc = self.cfg.loss
+        with tf.GradientTape() as tape:
+            real = self.disc(x, y_hat, training=True)
+            fake = self.disc(x_fake, y_hat, training=True)
+            d_per = losses.discriminator_loss(lc.gan_loss, real.logits, fake.logits)
+            disc_fn = lambda img: self.disc(img, y_hat, training=False).logits  # noqa: E731
+            if lc.gan_loss == "wgan_gp":
+                d_per += lc.gp_weight * losses.gradient_penalty(disc_fn, x, x_fake, "wgan_gp")
+            if lc.r1_weight > 0:
+                d_per += 0.5 * lc.r1_weight * losses.gradient_penalty(disc_fn, x, x_fake, "r1")
+            d_loss = tf.debugging.check_numerics(tf.reduce_sum(d_per) / gb, "discriminator loss")
+        grads = tape.gradient(d_loss, self.groups["discriminator"])
+        grads, _ = tf.clip_by_global_norm(grads, self.cfg.train.grad_clip_norm)
+        self.opt_d.apply_gradients(zip(grads, self.groups["discriminator"]))
+        mean_logit = lambda t: tf.reduce_mean(t, axis=[1, 2, 3])  # noqa: E731
+        return d_per, mean_logit(real.logits), mean_logit(fake.logits)
+
+    @tf.function
+    def _distributed_step(self, clip):
+        per_replica = self.strategy.run(self._per_replica_step, args=(clip,))
+        sums = {
+            k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in per_replica.items()
+        }
+        self.step.assign_add(1)
+        return {k: v / float(self.cfg.data.batch_size) for k, v in sums.items()}
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def make_dataset(self):
+        return self.strategy.distribute_datasets_from_function(
+            lambda ctx: build_inputs(self.cfg.data, ctx)
+        )
+
+    def train(self, steps: int | None = None, dataset=None) -> TrainResult:
+        """Trains until the step counter reaches `steps` (default: config.train.steps)."""
+        tc = self.cfg.train
+        total = int(steps if steps is not None else tc.steps)
+        start = int(self.step.numpy())
+        if start >= total:
+            logging.info("already at step %d >= %d; nothing to do", start, total)
+            return TrainResult(start, 0.0, {})
+        it = iter(dataset if dataset is not None else self.make_dataset())
+        writer = (
+            tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
+            if self.chief else tf.summary.create_noop_writer()
+        )
+        t0 = time.time()
+        t_log, s_log = t0, start
+        metrics: dict = {}
+        sps = 0.0
+        with writer.as_default():
+            while int(self.step.numpy()) < total:
+                step = int(self.step.numpy()) + 1
+                clip = next(it)
+                try:
+                    out = self._distributed_step(clip)
+                except tf.errors.InvalidArgumentError as e:
+                    if "Tensor had NaN values" in str(e) or "Inf values" in str(e):
+                        raise NonFiniteLossError(
+                            f"non-finite loss at step {step} ({str(e).splitlines()[0][:200]}); "
+                            f"the last good checkpoint is {self.manager.latest_checkpoint}"
+                        ) from None
+                    raise
+                if step % tc.log_every == 0 or step == total:
+                    metrics = {k: float(v.numpy()) for k, v in out.items()}
+                    now = time.time()
+                    sps = (step - s_log) / max(now - t_log, 1e-9)
+                    t_log, s_log = now, step
+                    eta = (total - step) / max(sps, 1e-9)
+                    for k, v in metrics.items():
+                        tf.summary.scalar(f"loss/{k}" if "loss" in k else k, v, step=step)
+                    tf.summary.scalar("steps_per_second", sps, step=step)
+                    shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+                    logging.info(
+                        "step %d/%d %s | %.2f steps/s ETA %s",
+                        step, total, shown, sps, time.strftime("%H:%M:%S", time.gmtime(eta)),
+                    )
+                if tc.image_every and step % tc.image_every == 0 and self.chief:
+                    self._image_summary(clip, step)
+                if step % tc.checkpoint_every == 0 or step == total:
+                    self.manager.save(checkpoint_number=step)
+        if not self.chief:
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        return TrainResult(int(self.step.numpy()), sps, metrics)
+
+    def _image_summary(self, clip, step):
+        x = self.strategy.experimental_local_results(clip)[0][:2, 0]
+        q = tf.fill([tf.shape(x)[0]], self.cfg.model.num_qualities // 2)
+        out = self.model(x, q, training=False)
+        tf.summary.image("original", x, step=step, max_outputs=2)
+        tf.summary.image("reconstruction", tf.clip_by_value(out.x_hat, 0.0, 1.0), step=step,
+                         max_outputs=2)
+
+
+def config_summary(cfg: Config) -> str:
+    return json.dumps(dataclasses.asdict(cfg.train), sort_keys=True)

@@ -4,6 +4,7 @@
   gan-compress decode INPUT.gcv OUTPUT(.y4m|.mkv|.mp4|.png) [--model DIR]
   gan-compress info INPUT.gcv [--json]
   gan-compress eval --report DIR [...]            (see `gan-compress eval --help`)
+  gan-compress demo [--model DIR] [--out DIR]     (Quick start: the sample clip vs x264)
 
 Errors print one line on stderr and exit with code 2; no traceback, no partial output
 (every writer is temp-file-and-rename).
@@ -53,6 +54,9 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("input", help="input .gcv file")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.add_argument("--max_rows", type=int, default=50, help="frames listed in the table")
+
+    sub.add_parser("demo", help="the bundled-sample demo against x264 (see `demo --help`)",
+                   add_help=False)
 
     ev = sub.add_parser("eval", help="RD sweep against x264/x265/SVT-AV1/VVenC and a report")
     from gan_compress.evaluation.cli import add_arguments
@@ -145,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         from gan_compress.evaluation.cli import main as eval_main
 
         return eval_main(argv[1:])
+    if argv and argv[0] == "demo":
+        from gan_compress.demo import main as demo_main
+
+        return demo_main(argv[1:])
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)

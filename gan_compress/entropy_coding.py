@@ -74,9 +74,9 @@ class RangeCoder:
         """strings `[N]`, z_shape (h, w) -> z_symbols `[N, h, w, Cz]` int32."""
         strings = tf.constant(list(strings), tf.string)
         h, w = int(z_shape[0]), int(z_shape[1])
-        cz = self.t.z_cdf.shape[0]
+        cz = self.t.z_cdf_offset.shape[0]
         handle = tfc.create_range_decoder(strings, self._z_cdf)
-        handle, symbols = tfc.entropy_decode_channel(handle, [h * w, cz], tf.int32)
+        handle, symbols = tfc.entropy_decode_channel(handle, [h, w, cz], tf.int32)
         ok = tfc.entropy_decode_finalize(handle)
         _check(ok, "z")
         symbols = symbols + self._z_off

@@ -16,9 +16,12 @@ Workflow:
    input_pipeline_id, i))`: a file (probability set by `config.sample_weighting`), a start frame
    (window of T frames, `temporal_stride` apart), an optional downscale, a crop position, a flip
    and jitter factors. Everything random hangs off the element index, so results do not depend
-   on thread scheduling; with `deterministic=True` (and a seed) two builds give identical
-   batches. Sampling is i.i.d. over windows, so no shuffle buffer is needed
-   (`config.shuffle_buffer` is unused).
+   on thread scheduling; with `deterministic=True` (seed `config.seed`, or 0 if unset) two
+   builds give identical batches. With a seed but `deterministic=False` the same clips come
+   out, possibly in a different order (the parallel map may reorder for speed); with neither,
+   the seed is random. Sampling is i.i.d. over windows, which shuffles better than a buffer
+   could, so `config.shuffle_buffer` is unused; the stream is infinite (an index counter),
+   so no `.repeat()` is needed.
 4. Random downscale (probability `downscale_prob`, factor s uniform in
    [max(downscale_min, S / min(H, W)), 1]): instead of resizing the whole frame and cropping
    S x S, we crop the matching round(S / s) square and resize it to S x S (bilinear with
@@ -220,8 +223,9 @@ class _ClipSampler:
         if r != s:
             # Pillow's bilinear widens its kernel when shrinking (antialiased) and releases
             # the GIL, so parallel map calls overlap.
+            bilinear = Image.Resampling.BILINEAR
             region = np.stack(
-                [np.asarray(Image.fromarray(f).resize((s, s), Image.Resampling.BILINEAR)) for f in region]
+                [np.asarray(Image.fromarray(f).resize((s, s), bilinear)) for f in region]
             )
         return region, self._color_affine(region, jitter)
 

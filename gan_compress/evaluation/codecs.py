@@ -168,9 +168,14 @@ class GanCompressCodec(TestCodec):
         return json.loads(self._run(["info", str(path), "--json"]).stdout)
 
     def discover_qualities(self, encoded: Encoded) -> list[int]:
+        """1..num_qualities, from `info --json` (else the model's config.json, else 6)."""
         if self._qualities is None:
-            n = int(self.info(encoded.path).get("num_qualities", 6))
-            self._qualities = list(range(1, n + 1))
+            info = self.info(encoded.path)
+            n = info.get("num_qualities") or info.get("header", {}).get("num_qualities")
+            config = Path(self.model or "", "config.json")
+            if not n and self.model and config.exists():
+                n = json.loads(config.read_text()).get("model", {}).get("num_qualities")
+            self._qualities = list(range(1, int(n or 6) + 1))
         return self._qualities
 
     def _model_args(self) -> list[str]:
@@ -187,15 +192,9 @@ class GanCompressCodec(TestCodec):
         return Encoded(out, os.path.getsize(out), [" ".join(self.command + args)], seconds)
 
     def _decode_cli(self, gcv: Path, out: Path) -> list[str]:
-        """`decode IN.gcv OUT` per the CLI contract; retried with --model if that fails."""
-        args = ["decode", str(gcv), str(out)]
-        try:
-            self._run(args)
-        except ffmpeg.FfmpegError:
-            if not self.model:
-                raise
-            args = [*args, *self._model_args()]
-            self._run(args)
+        """`decode IN.gcv OUT [--model DIR]`."""
+        args = ["decode", str(gcv), str(out), *self._model_args()]
+        self._run(args)
         return args
 
     def decode(self, encoded: Encoded, clip: Clip, out_raw: Path) -> Decoded:

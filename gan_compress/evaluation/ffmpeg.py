@@ -27,6 +27,12 @@ class FfmpegError(RuntimeError):
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         super().__init__(f"command exited with {returncode}: {format_command(cmd)}\n{tail}")
 
+    @property
+    def summary(self) -> str:
+        """The last non-empty stderr line (usually the reason) and the exit code."""
+        lines = [ln for ln in self.stderr.strip().splitlines() if ln.strip()]
+        return f"{lines[-1].strip() if lines else 'no stderr'} (exit {self.returncode})"
+
 
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_compress.evaluation import bdrate, ffmpeg, metrics
+from gan_compress.evaluation.sweep import error_summary
 
 IMAGE_METRIC_KEYS = ("psnr_rgb", "msssim_rgb", "msssim_rgb_db", "ssimulacra2")
 IMAGE_BD_METRICS = ("psnr_rgb", "msssim_rgb_db", "ssimulacra2")
@@ -222,7 +223,8 @@ def run_image_sweep(
                     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
                         row["error_stage"] = stage
                         row["error"] = f"{type(e).__name__}: {e}"
-                        log(f"[{png.stem} {c.name} q{q}] {stage} failed: {str(e).splitlines()[0]}")
+                        row["error_summary"] = error_summary(e)
+                        log(f"[{png.stem} {c.name} q{q}] {stage} failed: {row['error_summary']}")
                     finally:
                         dec.unlink(missing_ok=True)
                     results["rows"].append(row)

@@ -85,6 +85,11 @@ def mean_series(rows: Sequence[dict], groups: Sequence[str], codec: str, key: st
     return sorted(pts)
 
 
+def _error_line(row: dict, limit: int = 300) -> str:
+    text = row.get("error_summary") or (row.get("error") or "").strip().splitlines()[0]
+    return text[:limit]
+
+
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -299,7 +304,7 @@ def render_markdown(results: dict, plots: dict) -> str:
         errors = [r for r in images.get("rows", []) if r.get("error")]
         for r in errors[:20]:
             md.append(f"- error {r['image']} {r['codec']} q{r['q']} ({r['error_stage']}): "
-                      f"{r['error'].splitlines()[0][:200]}")
+                      f"{_error_line(r)}")
     ref = results.get("reference_check")
     if ref:
         md += ["", "## Reproduction of the reference anchors", ""]
@@ -320,7 +325,7 @@ def render_markdown(results: dict, plots: dict) -> str:
     for r in results.get("rows", []):
         if r.get("error"):
             rows.append([r["clip"], r["codec"], r["q"], f"**error** ({r['error_stage']}): "
-                         + r["error"].splitlines()[0][:200].replace("|", "\\|")])
+                         + _error_line(r).replace("|", "\\|")])
         else:
             rows.append([r["clip"], r["codec"], r["q"], *[_fmt(r.get(k), k) for k in TABLE_KEYS]])
     md.append(_md_table(header, rows))
@@ -496,8 +501,11 @@ def viewer_data(results: dict) -> dict:
     for r in _ok(results.get("rows", [])):
         if not r.get("crops"):
             continue
-        points.append({k: r.get(k) for k in ("clip", "codec", "q", "bpp", "kbps", "psnr_y_seqmse",
-                                             "vmaf", "ssimulacra2", "crops")})
+        point = {k: r.get(k) for k in ("clip", "codec", "q", "bpp", "kbps", "psnr_y_seqmse",
+                                       "vmaf", "ssimulacra2", "crops")}
+        # JSON.parse has no Infinity/NaN (a lossless point has infinite PSNR).
+        points.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                       for k, v in point.items()})
     have = {p["codec"] for p in points}
     order = [c for c in codecs if c in have]
     main = next((t for t in tests if t in have), None) or (
@@ -602,7 +610,7 @@ def render_html(results: dict, plots: dict) -> str:
         for r in errors:
             parts.append(f"<p class='error'><b>{_h(r['clip'])} {_h(r['codec'])} q{r['q']}: "
                          f"{_h(r['error_stage'])} failed</b><br><code>"
-                         f"{_h(r['error'].splitlines()[0][:300])}</code></p>")
+                         f"{_h(_error_line(r))}</code></p>")
         parts.append("<details><summary>all points</summary>" + _html_table(
             ["clip", "codec", "q", *TABLE_KEYS],
             [[r["clip"], r["codec"], r["q"], *[_fmt(r.get(k), k) for k in TABLE_KEYS]]

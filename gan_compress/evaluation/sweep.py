@@ -198,6 +198,7 @@ def measure_point(
     except Exception as e:  # noqa: BLE001 - every failure is recorded, the sweep goes on
         row["error_stage"] = stage
         row["error"] = f"{type(e).__name__}: {e}"
+        row["error_summary"] = error_summary(e)
         if isinstance(e, ffmpeg.FfmpegError):
             row["commands"].setdefault(stage, [ffmpeg.format_command(e.cmd)])
         elif not isinstance(e, (ValueError, OSError)):
@@ -206,6 +207,14 @@ def measure_point(
         for leftover in dirs["work"].glob(f"{clip.name}.{codec.name}.q{q}.dec*"):
             leftover.unlink()
     return row, encoded
+
+
+def error_summary(e: Exception) -> str:
+    """One line saying why a point failed (for logs and report tables)."""
+    if isinstance(e, ffmpeg.FfmpegError):
+        return e.summary
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 def _original_crops(clip: Clip, config: SweepConfig, dirs: dict[str, Path]) -> dict[str, str]:
@@ -285,7 +294,7 @@ def run_sweep(
                     results["rows"].append(row)
                     if row.get("error"):
                         log(f"[{clip.name} {codec.name} q{q}] {row['error_stage']} failed: "
-                            f"{row['error'].splitlines()[0]}")
+                            f"{row.get('error_summary') or row['error']}")
                     if qs is None:  # qualities known only after the first encode
                         qs = []
                         if encoded is not None:

@@ -1,0 +1,107 @@
+"""RD sweep: failures are recorded, a fake test codec gets BD-rates, the reference reproduces."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from gan_compress.evaluation import anchors, cli, clips, codecs, ffmpeg, sweep
+
+CARPHONE = clips.data_dir() / "video" / "eval" / "carphone_qcif_60f.mkv"
+REFERENCE = clips.data_dir() / "reference" / "anchors_eval.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A 96x64, 6-frame crop of carphone as a .y4m file (lossless)."""
+    out = tmp_path_factory.mktemp("clip") / "tiny_96x64.y4m"
+    ffmpeg.run([ffmpeg.ffmpeg_exe(), "-v", "error", "-y", "-i", str(CARPHONE), "-vf",
+                "crop=96:64:40:40", "-frames:v", "6", "-f", "yuv4mpegpipe", str(out)])
+    return out
+
+
+def _x264(ladder) -> anchors.Anchor:
+    return anchors.with_ladder(anchors.ANCHORS["x264_ld"], ladder)
+
+
+def test_a_failing_anchor_encoder_is_recorded_not_a_crash(tiny_clip, tmp_path):
+    broken = dataclasses.replace(
+        anchors.ANCHORS["x264_ld"], name="broken", args=("-c:v", "libx264", "-no-such-option", "1"),
+        ladder=(30,))
+    config = sweep.SweepConfig(report_dir=tmp_path, clips=(tiny_clip,),
+                               anchors=(broken, _x264((26, 34))), metrics=("psnr",))
+    results = sweep.run_sweep(config, progress=False, log=lambda s: None)
+
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    bad = [r for r in on_disk["rows"] if r["codec"] == "broken"]
+    assert len(bad) == 1
+    assert bad[0]["error_stage"] == "encode"
+    assert "exited with" in bad[0]["error"] and "no-such-option" in bad[0]["error"]
+    assert "-no-such-option" in bad[0]["commands"]["encode"][0]
+    good = [r for r in results["rows"] if r["codec"] == "x264_ld"]
+    assert [r["error"] for r in good] == [None, None]
+    assert all(r["psnr_y_seqmse"] > 25 and r["bytes"] > 0 for r in good)
+
+
+class _DropsAFrame(codecs.FfmpegCodec):
+    """A broken test codec whose decoder loses the last frame."""
+
+    def decode(self, encoded, clip, out_raw):
+        decoded = super().decode(encoded, clip, out_raw)
+        data = decoded.path.read_bytes()
+        decoded.path.write_bytes(data[: -clip.raw.frame_bytes])
+        return decoded
+
+
+def test_a_fake_test_codec_gets_bd_rates_and_a_frame_loss_is_an_error(tiny_clip, tmp_path):
+    # x265 LD posing as the test codec against x264 LD, both on overlapping CRF ladders.
+    fake = codecs.FfmpegCodec(anchors.with_ladder(anchors.ANCHORS["x265_ld"], (24, 29, 34)),
+                              name="fake_x265", label="x265 posing as the test codec")
+    lossy = _DropsAFrame(_x264((30,)), name="drops_frame")
+    config = sweep.SweepConfig(report_dir=tmp_path, clips=(tiny_clip,),
+                               anchors=(_x264((24, 29, 34)),), metrics=("psnr", "msssim"))
+    results = sweep.run_sweep(config, [fake, lossy], progress=False, log=lambda s: None)
+
+    assert {c["name"]: c["kind"] for c in results["codecs"]} == {
+        "fake_x265": "test", "drops_frame": "test", "x264_ld": "anchor"}
+    dropped = [r for r in results["rows"] if r["codec"] == "drops_frame"]
+    assert dropped[0]["error_stage"] == "metrics"
+    assert "frame count mismatch" in dropped[0]["error"]
+    entry = next(e for e in results["bd_rate"]
+                 if e["test"] == "fake_x265" and e["anchor"] == "x264_ld"
+                 and e["metric"] == "psnr_y_seqmse")
+    cell = entry["per_clip"]["tiny_96x64"]
+    assert isinstance(cell["bd_rate"], float)  # x265's option-string SEI dominates tiny clips
+    assert cell["flag"] in ("ok", "low-overlap")
+    assert entry["mean"]["n_clips"] == 1
+
+
+def test_cli_quick_run_writes_results_and_report(tiny_clip, tmp_path):
+    rc = cli.main(["--report", str(tmp_path), "--clips", str(tiny_clip), "--anchors", "x264",
+                   "--anchors-only", "--metrics", "psnr", "--frames", "4", "--no-progress",
+                   "--no-reference"])
+    assert rc == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["rows"]) == 4 and all(r["frames"] == 4 for r in results["rows"])
+    assert "-crf 23" in results["rows"][0]["commands"]["encode"][0]
+    for name in ("report.md", "index.html", "plots/tiny_96x64__psnr_y_seqmse.png"):
+        assert (tmp_path / name).exists(), name
+
+
+def test_reproduces_the_reference_anchor_carphone_x264_crf28(tmp_path):
+    ref = next(e for e in json.loads(REFERENCE.read_text())["encodes"]
+               if e["clip"] == "carphone_qcif_60f" and e["codec"] == "x264_ld" and e["q"] == 28)
+    config = sweep.SweepConfig(report_dir=tmp_path, clips=(CARPHONE,), anchors=(_x264((28,)),),
+                               reference=REFERENCE)
+    results = sweep.run_sweep(config, progress=False, log=lambda s: None)
+    (row,) = results["rows"]
+    assert row["error"] is None
+    assert abs(row["bytes"] - ref["bytes"]) / ref["bytes"] < 0.01
+    for key in ("psnr_y_seqmse", "psnr_u_seqmse", "psnr_v_seqmse", "psnr_yuv_seqmse",
+                "msssim_y", "msssim_y_db", "vmaf", "vmaf_neg", "ssimulacra2"):
+        assert row[key] == pytest.approx(ref[key], abs=0.05), key
+    assert row["msssim_scales"] == ref["msssim_scales"] == 4
+    assert row["ssimulacra2_frames"] == ref["ssimulacra2_frames"]
+    check = results["reference_check"]
+    assert check["points"] == 1 and check["max_abs_bytes_dev_pct"] < 1.0

@@ -34,7 +34,8 @@ flags.DEFINE_enum("gan_loss", None, ["non_saturating", "least_squares", "hinge",
 flags.DEFINE_integer("d_steps_per_g", None, "Discriminator steps per generator step.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy.")
-flags.DEFINE_integer("num_cpu_replicas", 2, "Logical CPU replicas for --strategy=mirrored without GPUs.")
+flags.DEFINE_integer("num_cpu_replicas", 2,
+                     "Logical CPU replicas for --strategy=mirrored without GPUs.")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu.")
 flags.DEFINE_bool("mixed_precision", False, "mixed_bfloat16 (CPU/TPU) or mixed_float16 (GPU).")
 flags.DEFINE_integer("seed", None, "Random seed (also makes the input pipeline deterministic).")

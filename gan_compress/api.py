@@ -14,6 +14,7 @@ weights); `.gcv` files record it, and decoding with another model is refused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fractions
 import os
@@ -85,7 +86,8 @@ class Codec:
         strings = tf.TensorSpec([None], tf.string)
         shape2 = tf.TensorSpec([2], tf.int32)
         self._compress = tf.function(codec.compress, input_signature=[frames, q])
-        self._decompress = tf.function(codec.decompress, input_signature=[strings, strings, shape2, q])
+        self._decompress = tf.function(
+            codec.decompress, input_signature=[strings, strings, shape2, q])
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -158,8 +160,8 @@ class Codec:
                     writer.write(self.encode_frame(rgb, quality, n))
                     n += 1
                     bar.update(1)
-            if n == 0:
-                raise gio.EmptyVideoError(input_path, "no frames to encode")
+                if n == 0:  # inside the writer's block, so no empty .gcv is left behind
+                    raise gio.EmptyVideoError(input_path, "no frames to encode")
         size = os.path.getsize(output_path)
         return EncodeStats(n, size, info.width, info.height, info.fps, time.perf_counter() - t0)
 
@@ -195,17 +197,30 @@ class Codec:
                 out = out[:-4] + "_%05d.png"
         elif not lower.endswith((".y4m", ".mkv", ".mp4")):
             raise ValueError(f"{output_path}: output must be .y4m, .mkv, .mp4 or .png")
-        elif lower.endswith(".y4m") and (header.width % 2 or header.height % 2):
-            raise ValueError(f"{output_path}: y4m output is 4:2:0 and needs an even size, "
+        elif header.width % 2 or header.height % 2:
+            kind = output_path.rsplit(".", 1)[-1].lower()
+            raise ValueError(f"{output_path}: {kind} output is 4:2:0 and needs an even size, "
                              f"the video is {header.width}x{header.height}; decode to .png")
+        decoded = 0
         with _progress(header.num_frames, "decode", progress) as bar:
             def frames():
+                nonlocal decoded
                 for rgb in self.iter_decoded(input_path):
+                    decoded += 1
                     bar.update(1)
                     yield rgb
 
             kwargs = {"crf": 12} if lower.endswith((".mkv", ".mp4")) else {}
-            n = gio.write_video(out, frames(), info, **kwargs)
+            try:
+                n = gio.write_video(out, frames(), info, **kwargs)
+            except BaseException:
+                if out.lower().endswith(".png"):
+                    # Each PNG is written atomically but the set is not: remove the frames
+                    # already written, so a failed or interrupted decode leaves no output.
+                    for i in range(1, decoded + 1):
+                        with contextlib.suppress(FileNotFoundError, TypeError, ValueError):
+                            os.unlink(out % i)
+                raise
         return EncodeStats(n, os.path.getsize(input_path), header.width, header.height, fps,
                            time.perf_counter() - t0)
 

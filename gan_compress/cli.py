@@ -68,12 +68,27 @@ def _build_parser() -> argparse.ArgumentParser:
 def _cmd_info(args) -> int:
     from gan_compress import bitstream as bs
 
+    _check_input(args.input)
     summary = bs.describe(args.input)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(bs.format_info(summary, max_rows=args.max_rows))
     return 0
+
+
+def _check_input(path: str) -> None:
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CLIError(f"{path}: is a directory, not a file")
+
+
+def _check_output_dir(path: str) -> None:
+    # Without this, the writers' error names their hidden temporary file, not the output.
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CLIError(f"{path}: output directory {directory} does not exist")
 
 
 def _load_codec(model):
@@ -83,10 +98,10 @@ def _load_codec(model):
 
 
 def _cmd_encode(args) -> int:
-    if not os.path.exists(args.input):
-        raise CLIError(f"{args.input}: no such file")
+    _check_input(args.input)
     if not args.output.lower().endswith(".gcv"):
         raise CLIError(f"{args.output}: the output of encode must be a .gcv file")
+    _check_output_dir(args.output)
     if args.quality < 1:
         raise CLIError(f"--quality must be >= 1, got {args.quality}")
     if args.frames is not None and args.frames < 1:
@@ -97,14 +112,19 @@ def _cmd_encode(args) -> int:
     if input_path.lower().endswith(".yuv"):
         if not (args.width and args.height and args.fps):
             raise CLIError(f"{input_path}: raw .yuv input needs --width, --height and --fps")
+    raw = {"width": args.width, "height": args.height, "fps": args.fps}
+    raw = {k: v for k, v in raw.items() if v is not None}
+    from gan_compress import io as gio
+
+    # Open the input (header and first frame) before the seconds it takes to load the model.
+    with gio.open_video(input_path, **raw):
+        pass
     codec = _load_codec(args.model)
     if args.quality > codec.num_qualities:
         raise CLIError(f"--quality must be in 1..{codec.num_qualities}, got {args.quality}")
-    raw = {"width": args.width, "height": args.height, "fps": args.fps}
     stats = codec.compress_video(
         input_path, args.output, quality=args.quality, frames=args.frames,
-        intra_period=args.intra_period, progress=not args.quiet,
-        raw_options={k: v for k, v in raw.items() if v is not None},
+        intra_period=args.intra_period, progress=not args.quiet, raw_options=raw,
     )
     if not args.quiet:
         print(f"{args.output}: {stats.summary('encoded')}")
@@ -112,15 +132,17 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_decode(args) -> int:
-    if not os.path.exists(args.input):
-        raise CLIError(f"{args.input}: no such file")
+    _check_input(args.input)
     if not args.output.lower().endswith((".y4m", ".mkv", ".mp4", ".png")):
         raise CLIError(f"{args.output}: output must be .y4m, .mkv, .mp4 or .png")
+    _check_output_dir(args.output)
     from gan_compress import bitstream as bs
 
-    # Validate the container (magic, version, CRCs, sizes) before loading TensorFlow.
+    # Validate the container (magic, version, sizes, and every packet's CRC: one streaming
+    # read) before loading TensorFlow, so a corrupt file fails at once and writes nothing.
     with bs.ContainerReader(args.input) as reader:
-        _ = reader.header
+        for _ in reader.packet_sizes(verify=True):
+            pass
     codec = _load_codec(args.model)
     stats = codec.decompress_video(args.input, args.output, progress=not args.quiet)
     if not args.quiet:

@@ -22,7 +22,8 @@ def mse_255(x, x_hat):
 
 def psnr(x, x_hat):
     """Per-example PSNR in dB of images in [0, 1] (x_hat clipped): `[B]`."""
-    mse = tf.reduce_mean(tf.math.squared_difference(x, tf.clip_by_value(x_hat, 0.0, 1.0)), [1, 2, 3])
+    err = tf.math.squared_difference(x, tf.clip_by_value(x_hat, 0.0, 1.0))
+    mse = tf.reduce_mean(err, [1, 2, 3])
     return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
 
 

@@ -45,7 +45,8 @@ class TransformClient:
 
     def compress(self, frames: np.ndarray, quality: int) -> ClientCompressed:
         """frames `[N, H, W, 3]` uint8 -> one (y, z) string pair per frame."""
-        out = self.t.analyze(np.asarray(frames, np.uint8), np.int32(quality))
+        frames = np.asarray(frames, np.uint8)  # a list of frames has no .shape
+        out = self.t.analyze(frames, np.int32(quality))
         y = np.asarray(out["y_symbols"])
         z = np.asarray(out["z_symbols"])
         idx = np.asarray(out["scale_indexes"])

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+from typing import NamedTuple
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,3 +60,52 @@ def tiny_codec(tiny_model_dir):
 @pytest.fixture(scope="session")
 def sample_clip() -> str:
     return str(SAMPLE_CLIP)
+
+
+class TinyExports(NamedTuple):
+    """Version-1 exports of the tiny model, full codec and transform-only: base and version dirs."""
+
+    codec_base: str
+    codec_dir: str
+    transforms_base: str
+    transforms_dir: str
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tiny_codec, tmp_path_factory) -> TinyExports:
+    """`export_lib.export_codec` and `export_transforms` of `tiny_codec`'s model (about 40 s)."""
+    from gan_compress import export_lib
+
+    root = tmp_path_factory.mktemp("tiny_exports")
+    model, config = tiny_codec._model, tiny_codec.config
+    codec_base, transforms_base = str(root / "codec"), str(root / "codec_transforms")
+    return TinyExports(
+        codec_base, export_lib.export_codec(model, config, codec_base, model_card="# tiny"),
+        transforms_base, export_lib.export_transforms(model, config, transforms_base),
+    )
+
+
+def _synthetic_rgb(index: int, height: int, width: int) -> np.ndarray:
+    """A smooth gradient with a square moving 3 px per frame: `[H, W, 3]` uint8."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
+                    (xx + yy) * 127 // max(width + height - 2, 1)], axis=-1).astype(np.uint8)
+    x0 = (3 * index) % max(width - 16, 1)
+    rgb[8:24, x0:x0 + 16] = (230, 40, 40)
+    return rgb
+
+
+def write_synthetic_y4m(path: str, frames: int, width: int = 80, height: int = 48) -> str:
+    """Writes `frames` frames of `_synthetic_rgb` as 4:2:0 y4m at 25 fps; returns `path`."""
+    from gan_compress import io as gio
+
+    with gio.Y4MWriter(path, width, height, 25) as writer:
+        for i in range(frames):
+            writer.write_rgb(_synthetic_rgb(i, height, width))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_y4m(tmp_path_factory) -> str:
+    """A 4-frame 80x48 synthetic y4m (not a multiple of 64: the codec pads)."""
+    return write_synthetic_y4m(str(tmp_path_factory.mktemp("small_y4m") / "small.y4m"), 4)

@@ -19,6 +19,7 @@ import html
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -171,8 +172,12 @@ def _rel(path: Path, root: Path) -> str:
 # --- tables --------------------------------------------------------------------------------------
 
 
-def _bd_cell(entry: dict) -> str:
-    return bdrate.BDResult(entry["bd_rate"], entry["overlap"], entry["flag"]).format()
+def _bd_cell(entry: dict, overlap: bool = False) -> str:
+    """'-12.3%', '-12.3%†', '—'; with `overlap`, the overlap fraction too: '-12.3% (ov 85%)'."""
+    text = bdrate.BDResult(entry["bd_rate"], entry["overlap"], entry["flag"]).format()
+    if overlap and entry["bd_rate"] is not None:
+        text += f" (ov {100 * entry['overlap']:.0f}%)"
+    return text
 
 
 def bd_groups(bd: Sequence[dict], by: str = "test") -> list[tuple[str, list, list, dict]]:
@@ -230,8 +235,9 @@ def _bd_sections(bd: Sequence[dict], clips: Sequence[str], by: str = "test") -> 
             for o in others:
                 e = cells.get((o, m))
                 if e is not None:
-                    rows.append([o, *[_bd_cell(e["per_clip"][c]) if c in e["per_clip"] else ""
-                                      for c in clips], _bd_cell(e["mean"])])
+                    rows.append([o, *[_bd_cell(e["per_clip"][c], overlap=True)
+                                      if c in e["per_clip"] else "" for c in clips],
+                                 _bd_cell(e["mean"])])
             per_metric.append((m, ([first, *clips, "mean"], rows)))
         out.append((title, (mean_header, mean_rows), per_metric))
     return out
@@ -260,10 +266,13 @@ def render_markdown(results: dict, plots: dict) -> str:
               "(elementary streams; AV1 without IVF headers; .gcv files). VVenC is fed 10-bit and "
               "its decode is rounded back to 8 bit with (x+2)>>2. BD-rate: pchip, over the common "
               "quality interval only; † = the curves overlap on less than 50 % of the smaller "
-              "quality range, — = no overlap (no number). Negative = fewer bits than the anchor.")
+              "quality range, — = no overlap (no number); per-clip cells give the overlap "
+              "(ov N%). Negative = fewer bits than the anchor.")
     md.append("")
     for s in results.get("skipped_codecs", []):
         md.append(f"- **test codec {s['codec']} skipped**: {s['reason']}")
+    for e in results.get("clip_errors", []):
+        md.append(f"- **clip {e['source']} could not be read**: {e['error_summary']}")
     md += ["", "## Clips", ""]
     md.append(_md_table(["clip", "size", "frames", "fps", "source"],
                         [[c["name"], f"{c['width']}x{c['height']}", c["frames"],
@@ -485,9 +494,9 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         for c in r:
             c = str(c)
             cls = []
-            if c.endswith("%") or c.endswith("%†"):
+            if re.match(r"^[+-]\d.*%", c):
                 cls.append("neg" if c.startswith("-") else "pos")
-            if c.endswith("†"):
+            if "†" in c:
                 cls.append("flag")
             cells.append(f"<td class='{' '.join(cls)}'>{_h(c)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
@@ -525,11 +534,15 @@ def render_html(results: dict, plots: dict) -> str:
     parts.append(f"<p class='note'>{_h(tool.get('date', ''))} · {_h(tool.get('ffmpeg', ''))} · "
                  f"{_h(tool.get('machine', ''))} · metrics frame-exact on raw 8-bit yuv420p; "
                  "BD-rate pchip over the common quality interval; † = overlap &lt; 50 % of the "
-                 "smaller quality range; — = no overlap. VVenC: 10-bit in, decode rounded to 8 bit "
+                 "smaller quality range; — = no overlap; (ov N%) = overlap of the quality "
+                 "ranges. VVenC: 10-bit in, decode rounded to 8 bit "
                  "with (x+2)&gt;&gt;2. Full data: <a href='results.json'>results.json</a>, "
                  "<a href='report.md'>report.md</a>.</p>")
     for s in results.get("skipped_codecs", []):
         parts.append(f"<p><b>test codec {_h(s['codec'])} skipped</b>: {_h(s['reason'])}</p>")
+    for e in results.get("clip_errors", []):
+        parts.append(f"<p class='error'><b>clip {_h(e['source'])} could not be read</b>: "
+                     f"{_h(e['error_summary'])}</p>")
     parts.append("<h2>Clips</h2>")
     parts.append(_html_table(["clip", "size", "frames", "fps"],
                              [[c["name"], f"{c['width']}x{c['height']}", c["frames"],

@@ -272,9 +272,18 @@ def run_sweep(
     bar = _progress(total=sum(per_clip) * len(config.clips), enabled=progress)
     try:
         for src in config.clips:
-            clip = prepare_clip(src, dirs["work"], max_frames=config.max_frames, crop=config.crop)
-            clip_json = clip.to_json()
-            clip_json["crops"] = _original_crops(clip, config, dirs)
+            try:
+                clip = prepare_clip(src, dirs["work"], max_frames=config.max_frames,
+                                    crop=config.crop)
+                clip_json = clip.to_json()
+                clip_json["crops"] = _original_crops(clip, config, dirs)
+            except Exception as e:  # noqa: BLE001 - an unreadable clip is recorded, not fatal
+                results.setdefault("clip_errors", []).append(
+                    {"source": str(src), "error": f"{type(e).__name__}: {e}",
+                     "error_summary": error_summary(e)})
+                log(f"cannot read clip {src}: {error_summary(e)}")
+                bar.total -= sum(per_clip)
+                continue
             results["clips"].append(clip_json)
             for codec, kind in codecs:
                 qs = codec.qualities()

@@ -1,9 +1,9 @@
 """Building blocks shared by the codecs: convolution stages, residual blocks, padding."""
 
 from gan_compress.layers.blocks import (
+    AnalysisDownStage,
     ResidualBlock,
     SynthesisUpStage,
-    AnalysisDownStage,
     pad_to_multiple,
 )
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 
 class SNConv2D(tf.keras.layers.Layer):
-    """`[B, H, W, Cin] -> [B, H', W', filters]`, like `tf.keras.layers.Conv2D` with `padding="same"`."""
+    """`[B, H, W, Cin] -> [B, H', W', filters]`, like Conv2D with `padding="same"`."""
 
     def __init__(self, filters: int, kernel_size: int, strides: int = 1, **kwargs):
         super().__init__(**kwargs)

@@ -192,7 +192,8 @@ class IFrameCodec(tf.keras.Model):
         return y_em, z_em
 
     def gains(self, quality_index: tf.Tensor):
-        """`quality_index` int32 `[B]` or scalar (0-based) -> (gain, inverse gain) `[B|1, 1, 1, M]`."""
+        """`quality_index` int32 `[B]` or scalar (0-based) -> (gain, inverse gain), each
+        `[B or 1, 1, 1, M]`."""
         qi = tf.reshape(tf.cast(quality_index, tf.int32), [-1])
         gain = tf.exp(tf.gather(self.log_gain, qi))[:, None, None, :]
         inv = tf.exp(tf.gather(self.log_inv_gain, qi))[:, None, None, :]

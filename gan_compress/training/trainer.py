@@ -144,7 +144,9 @@ class Trainer:
             raise AssertionError(f"trainable variables in no optimizer group: {missing}")
 
     def _restore(self, init_from):
-        latest = self.manager.latest_checkpoint
+        # Every worker resumes from the chief's checkpoint: a non-chief's own copies live in a
+        # scratch dir that is deleted at the end of each run.
+        latest = tf.train.latest_checkpoint(self.model_dir)
         if latest:
             self.ckpt.restore(latest)
             logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
@@ -155,7 +157,8 @@ class Trainer:
                 raise ValueError(f"--init_from {init_from}: no checkpoint found there")
             cfg_path = os.path.join(init_from, CONFIG_NAME)
             if os.path.exists(cfg_path) and load_config(init_from).model != self.cfg.model:
-                raise ValueError(f"--init_from {init_from}: its model config differs from this run's")
+                raise ValueError(
+                    f"--init_from {init_from}: its model config differs from this run's")
             tf.train.Checkpoint(model=self.model).restore(src).expect_partial()
             logging.info("initialised the codec from %s (step counter starts at 0)", src)
 
@@ -194,11 +197,13 @@ class Trainer:
                 metrics["feature_matching"] = fm
             loss = tf.debugging.check_numerics(tf.reduce_sum(per) / gb, "generator loss")
         tv = self.groups["transforms"] + self.groups["entropy"]
-        grads = tape.gradient(loss, tv)
+        grads = _sum_over_replicas(tape.gradient(loss, tv))
         nt = len(self.groups["transforms"])
         gt, _ = tf.clip_by_global_norm(grads[:nt], cfg.train.grad_clip_norm)
-        self.opt_t.apply_gradients(zip(gt, self.groups["transforms"]))
-        self.opt_e.apply_gradients(zip(grads[nt:], self.groups["entropy"]))
+        self.opt_t.apply_gradients(zip(gt, self.groups["transforms"], strict=True),
+                                   skip_gradients_aggregation=True)
+        self.opt_e.apply_gradients(zip(grads[nt:], self.groups["entropy"], strict=True),
+                                   skip_gradients_aggregation=True)
         metrics["loss"] = per
         if gan:
             x_fake = tf.stop_gradient(tf.clip_by_value(out.x_hat, 0.0, 1.0))
@@ -223,9 +228,10 @@ class Trainer:
             if lc.r1_weight > 0:
                 d_per += 0.5 * lc.r1_weight * losses.gradient_penalty(disc_fn, x, x_fake, "r1")
             d_loss = tf.debugging.check_numerics(tf.reduce_sum(d_per) / gb, "discriminator loss")
-        grads = tape.gradient(d_loss, self.groups["discriminator"])
+        grads = _sum_over_replicas(tape.gradient(d_loss, self.groups["discriminator"]))
         grads, _ = tf.clip_by_global_norm(grads, self.cfg.train.grad_clip_norm)
-        self.opt_d.apply_gradients(zip(grads, self.groups["discriminator"]))
+        self.opt_d.apply_gradients(zip(grads, self.groups["discriminator"], strict=True),
+                                   skip_gradients_aggregation=True)
         mean_logit = lambda t: tf.reduce_mean(t, axis=[1, 2, 3])  # noqa: E731
         return d_per, mean_logit(real.logits), mean_logit(fake.logits)
 
@@ -305,6 +311,14 @@ class Trainer:
         tf.summary.image("original", x, step=step, max_outputs=2)
         tf.summary.image("reconstruction", tf.clip_by_value(out.x_hat, 0.0, 1.0), step=step,
                          max_outputs=2)
+
+
+def _sum_over_replicas(grads):
+    """Sums per-replica gradients over all replicas, so that clipping sees the global gradient
+    (clipping each replica's partial gradient before the optimizer's own all-reduce does not
+    give the single-device update); the optimizers then skip their own aggregation."""
+    ctx = tf.distribute.get_replica_context()
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
 
 
 def config_summary(cfg: Config) -> str:

@@ -8,6 +8,14 @@
     -> the codec's weights and config in the form the package ships (no optimizer state)
 
 The version defaults to one more than the highest existing version.
+
+Inspecting: `saved_model_cli show --dir exports/small_transforms/1 --all` works as is. The full
+codec's functions use tensorflow_compression's range-coding ops, which the stock
+`saved_model_cli show --all` cannot load ("Op type not registered 'CreateRangeEncoder'"); run the
+same CLI with the ops loaded:
+  .venv/bin/python -c "import sys, tensorflow_compression
+  from tensorflow.python.tools.saved_model_cli import main
+  sys.argv[0] = 'saved_model_cli'; main()" show --dir exports/small/1 --all
 """
 
 from __future__ import annotations

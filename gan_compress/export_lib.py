@@ -44,10 +44,17 @@ SYMBOLS = tf.TensorSpec([None, None, None, None], tf.int32)
 
 
 def fingerprint(config: Config, codec) -> str:
-    """Hex sha256 of the config JSON and every codec weight (name, shape, bytes), name-sorted."""
+    """Hex sha256 of the config JSON and every codec weight (dtype, shape, bytes), in the
+    model's own weight order.
+
+    Variable names are left out on purpose: Keras numbers unnamed layers per process
+    (`conv2d_7` after six other convolutions were built), so a name-based hash of the same
+    model differed between processes and a `.gcv` was refused by the model that wrote it.
+    The order of `codec.weights` comes from the code (attribute and build order) alone.
+    """
     h = hashlib.sha256(config.to_json().encode())
-    for v in sorted(codec.weights, key=lambda v: v.name):
-        h.update(v.name.encode())
+    for v in codec.weights:
+        h.update(v.dtype.name.encode())
         value = np.ascontiguousarray(v.numpy())
         h.update(np.asarray(value.shape, np.int64).tobytes())
         h.update(value.tobytes())

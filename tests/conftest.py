@@ -85,7 +85,7 @@ def tiny_exports(tiny_codec, tmp_path_factory) -> TinyExports:
     )
 
 
-def _synthetic_rgb(index: int, height: int, width: int) -> np.ndarray:
+def synthetic_rgb(index: int, height: int, width: int) -> np.ndarray:
     """A smooth gradient with a square moving 3 px per frame: `[H, W, 3]` uint8."""
     yy, xx = np.mgrid[0:height, 0:width]
     rgb = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
@@ -96,12 +96,12 @@ def _synthetic_rgb(index: int, height: int, width: int) -> np.ndarray:
 
 
 def write_synthetic_y4m(path: str, frames: int, width: int = 80, height: int = 48) -> str:
-    """Writes `frames` frames of `_synthetic_rgb` as 4:2:0 y4m at 25 fps; returns `path`."""
+    """Writes `frames` frames of `synthetic_rgb` as 4:2:0 y4m at 25 fps; returns `path`."""
     from gan_compress import io as gio
 
     with gio.Y4MWriter(path, width, height, 25) as writer:
         for i in range(frames):
-            writer.write_rgb(_synthetic_rgb(i, height, width))
+            writer.write_rgb(synthetic_rgb(i, height, width))
     return path
 
 

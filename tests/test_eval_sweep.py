@@ -105,3 +105,27 @@ def test_reproduces_the_reference_anchor_carphone_x264_crf28(tmp_path):
     assert row["ssimulacra2_frames"] == ref["ssimulacra2_frames"]
     check = results["reference_check"]
     assert check["points"] == 1 and check["max_abs_bytes_dev_pct"] < 1.0
+
+
+class _LateQualities(codecs.FfmpegCodec):
+    """Knows its qualities only after a first encode, like gan_compress (`info --json`)."""
+
+    def qualities(self):
+        return None
+
+    def discover_qualities(self, encoded):
+        assert encoded.path.exists()
+        return list(self.anchor.ladder)
+
+
+def test_qualities_discovered_after_the_first_encode_and_resume_reuses_points(tiny_clip, tmp_path):
+    late = _LateQualities(_x264((1, 30, 45)), name="late")  # the sweep always starts at 1
+    config = sweep.SweepConfig(report_dir=tmp_path, clips=(tiny_clip,), anchors=(),
+                               metrics=("psnr",))
+    first = sweep.run_sweep(config, [late], progress=False, log=lambda s: None)
+    assert [r["q"] for r in first["rows"]] == [1, 30, 45]
+    resumed = sweep.run_sweep(dataclasses.replace(config, resume=True),
+                              [_LateQualities(_x264((1, 30, 45)), name="late")],
+                              progress=False, log=lambda s: None)
+    assert [r["q"] for r in resumed["rows"]] == [1, 30, 45]
+    assert [r["enc_seconds"] for r in resumed["rows"]] == [r["enc_seconds"] for r in first["rows"]]

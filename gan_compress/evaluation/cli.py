@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         results["images"] = images.run_image_sweep(
             image_paths, report_dir, image_anchors, test_codecs, progress=not args.no_progress,
             resume=args.resume, log=_log)
+    results.setdefault("tool", sweep.tool_info())
     results_path.write_text(json.dumps(results, indent=1))
     files = report.write_report(report_dir, results)
 
@@ -151,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gan-compress eval", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="gan-compress eval", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

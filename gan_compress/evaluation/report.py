@@ -273,12 +273,13 @@ def render_markdown(results: dict, plots: dict) -> str:
         md.append(f"- **test codec {s['codec']} skipped**: {s['reason']}")
     for e in results.get("clip_errors", []):
         md.append(f"- **clip {e['source']} could not be read**: {e['error_summary']}")
-    md += ["", "## Clips", ""]
-    md.append(_md_table(["clip", "size", "frames", "fps", "source"],
-                        [[c["name"], f"{c['width']}x{c['height']}", c["frames"],
-                          f"{c['fps']:.3f}", Path(c["source"]).name] for c in clips]))
-    md += ["", "## Codecs", ""]
-    for c in _codec_order(results):
+    if clips:
+        md += ["", "## Clips", ""]
+        md.append(_md_table(["clip", "size", "frames", "fps", "source"],
+                            [[c["name"], f"{c['width']}x{c['height']}", c["frames"],
+                              f"{c['fps']:.3f}", Path(c["source"]).name] for c in clips]))
+        md += ["", "## Codecs", ""]
+    for c in _codec_order(results) if clips else []:
         example = next((r["commands"].get("encode", [""])[0] for r in results.get("rows", [])
                         if r["codec"] == c["name"] and r["commands"].get("encode")), "")
         md.append(f"- **{c['name']}** ({c['kind']}): {c['label']} - `{example}`")
@@ -328,22 +329,27 @@ def render_markdown(results: dict, plots: dict) -> str:
                     rows.append([k, f"{ref[f'max_abs_{k}_dev']:.2g}",
                                  f"{ref[f'{k}_within_0.05']}/{ref['points']} within 0.05"])
             md += ["", _md_table(["quantity", "max abs deviation", "within tolerance"], rows)]
-    md += ["", "## RD points", ""]
-    header = ["clip", "codec", "q", *TABLE_KEYS]
-    rows = []
-    for r in results.get("rows", []):
-        if r.get("error"):
-            rows.append([r["clip"], r["codec"], r["q"], f"**error** ({r['error_stage']}): "
-                         + _error_line(r).replace("|", "\\|")])
-        else:
-            rows.append([r["clip"], r["codec"], r["q"], *[_fmt(r.get(k), k) for k in TABLE_KEYS]])
-    md.append(_md_table(header, rows))
+    if results.get("rows"):
+        md += ["", "## RD points", ""]
+        md.append(_points_table(results["rows"]))
     if plots:
         md += ["", "## Plots", ""]
         for key, entry in plots.items():
             for g, p in entry.items():
                 md.append(f"- {key} / {g}: [{p}]({p})")
     return "\n".join(md) + "\n"
+
+
+def _points_table(all_rows: Sequence[dict]) -> str:
+    header = ["clip", "codec", "q", *TABLE_KEYS]
+    rows = []
+    for r in all_rows:
+        if r.get("error"):
+            rows.append([r["clip"], r["codec"], r["q"], f"**error** ({r['error_stage']}): "
+                         + _error_line(r).replace("|", "\\|")])
+        else:
+            rows.append([r["clip"], r["codec"], r["q"], *[_fmt(r.get(k), k) for k in TABLE_KEYS]])
+    return _md_table(header, rows)
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -543,10 +549,11 @@ def render_html(results: dict, plots: dict) -> str:
     for e in results.get("clip_errors", []):
         parts.append(f"<p class='error'><b>clip {_h(e['source'])} could not be read</b>: "
                      f"{_h(e['error_summary'])}</p>")
-    parts.append("<h2>Clips</h2>")
-    parts.append(_html_table(["clip", "size", "frames", "fps"],
-                             [[c["name"], f"{c['width']}x{c['height']}", c["frames"],
-                               f"{c['fps']:.3f}"] for c in clips]))
+    if clips:
+        parts.append("<h2>Clips</h2>")
+        parts.append(_html_table(["clip", "size", "frames", "fps"],
+                                 [[c["name"], f"{c['width']}x{c['height']}", c["frames"],
+                                   f"{c['fps']:.3f}"] for c in clips]))
     # BD tables
     test_bd, anchor_bd = _bd_split(results)
     for title, bd, by in (("BD-rate of the test codec vs each anchor", test_bd, "test"),
@@ -594,8 +601,8 @@ def render_html(results: dict, plots: dict) -> str:
             parts.append("</div>")
     # viewer
     data = viewer_data(results)
-    parts.append("<h2>Side-by-side viewer</h2>")
     if data["clips"]:
+        parts.append("<h2>Side-by-side viewer</h2>")
         parts.append(
             "<p class='controls'><label>clip <select id='vClip'></select></label>"
             "<label>frame <select id='vFrame'></select></label>"
@@ -614,8 +621,6 @@ def render_html(results: dict, plots: dict) -> str:
             "<div class='cmp'><img id='cmpAimg' alt='left'><img id='cmpBimg' alt='right'>"
             "<div id='cmpBar' class='bar'></div></div>"
             "<h3>All codecs</h3><div id='vGrid' class='viewer-grid'></div>")
-    else:
-        parts.append("<p>No crops in this sweep.</p>")
     rows = results.get("rows", [])
     if rows:
         errors = [r for r in rows if r.get("error")]

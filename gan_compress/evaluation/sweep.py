@@ -36,7 +36,7 @@ import numpy as np
 from gan_compress.evaluation import anchors as anchors_lib
 from gan_compress.evaluation import bdrate, ffmpeg, metrics
 from gan_compress.evaluation.clips import Clip, prepare_clip
-from gan_compress.evaluation.codecs import FfmpegCodec, TestCodec
+from gan_compress.evaluation.codecs import Encoded, FfmpegCodec, TestCodec
 
 BD_METRICS = ("psnr_y_seqmse", "psnr_yuv_seqmse", "msssim_y_db", "vmaf", "vmaf_neg", "ssimulacra2")
 REFERENCE_KEYS = (
@@ -306,6 +306,8 @@ def run_sweep(
                             f"{row.get('error_summary') or row['error']}")
                     if qs is None:  # qualities known only after the first encode
                         qs = []
+                        if encoded is None and row.get("stream") and not row.get("error"):
+                            encoded = Encoded(report / row["stream"], row["bytes"], [], 0.0)
                         if encoded is not None:
                             try:
                                 qs = codec.discover_qualities(encoded)

@@ -277,8 +277,11 @@ class Trainer:
                     out = self._distributed_step(clip)
                 except tf.errors.InvalidArgumentError as e:
                     if "Tensor had NaN values" in str(e) or "Inf values" in str(e):
+                        # the check_numerics line names the loss; line 0 is "Graph execution error:"
+                        detail = next((ln.strip() for ln in str(e).splitlines()
+                                       if "Tensor had" in ln), str(e).splitlines()[0])
                         raise NonFiniteLossError(
-                            f"non-finite loss at step {step} ({str(e).splitlines()[0][:200]}); "
+                            f"non-finite loss at step {step} ({detail[:200]}); "
                             f"the last good checkpoint is {self.manager.latest_checkpoint}"
                         ) from None
                     raise

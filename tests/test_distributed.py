@@ -1,0 +1,125 @@
+"""Training under tf.distribute: MirroredStrategy over two logical CPU devices, and
+MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1, each in fresh processes
+(tests/helpers/distributed_worker.py) because devices and strategies must be set up before
+TensorFlow initialises."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, SAMPLE_CLIP
+
+HELPER = REPO / "tests" / "helpers" / "distributed_worker.py"
+TIMEOUT = 480  # seconds per group of processes; the machine may be shared and slow
+
+
+def _run_all(cmds, logs, envs=None, timeout=TIMEOUT):
+    """Runs the commands concurrently; kills them all if any fails or the time runs out."""
+    envs = envs or [None] * len(cmds)
+    procs = [subprocess.Popen(c, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO,
+                              env=e) for c, log, e in zip(cmds, logs, envs, strict=True)]
+    try:
+        for p in procs:
+            p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    tails = "\n".join(f"--- {log}\n{open(log).read()[-3000:]}" for log in logs)
+    assert all(p.returncode == 0 for p in procs), f"return codes {[p.returncode for p in procs]}" \
+        f"\n{tails}"
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _check_stage(stage: dict, start: int, final: int) -> None:
+    assert stage["start_step"] == start and stage["final_step"] == final
+    assert stage["codec_changed"] == stage["codec_variables"] > 0
+    assert all(np.isfinite(v) for v in stage["metrics"].values())
+    assert stage["checkpoint"].endswith(f"ckpt-{final}")
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_cpu_devices_keeps_replicas_identical(tmp_path, frame_cache_dir):
+    out = tmp_path / "report.json"
+    _run_all(
+        [[sys.executable, str(HELPER), "mirrored", f"--model_dir={tmp_path / 'model'}",
+          f"--out={out}", f"--train_glob={SAMPLE_CLIP}", f"--cache_dir={frame_cache_dir}",
+          "--batch_size=4", "--steps=2", "--stages=mse,gan"]],
+        [tmp_path / "mirrored.log"],
+    )
+    report = json.loads(out.read_text())
+    assert report["num_replicas"] == 2
+    # each replica gets half of the global batch of 4
+    assert report["per_replica_batch_shapes"] == [[2, 1, 64, 64, 3]] * 2
+    for name in ("mse", "gan"):
+        stage = report["stages"][name]
+        _check_stage(stage, start=0, final=2)
+        # every variable (codec, discriminator, optimizer slots) is mirrored, and identical
+        assert stage["num_mirrored_checked"] > stage["num_variables"]
+        assert stage["max_replica_difference"] == 0.0
+    assert report["stages"]["mse"]["disc_trainable_changed"] == 0
+    gan = report["stages"]["gan"]
+    # hinge loss: all but D's output bias (zero gradient, see test_training) move
+    assert gan["disc_trainable_changed"] >= gan["disc_trainable"] - 1 > 0
+    assert {"d_loss", "g_adv"} <= set(gan["metrics"])
+
+
+@pytest.mark.slow
+def test_multi_worker_training_gives_identical_weights_on_both_workers_and_resumes(
+    tmp_path, frame_cache_dir
+):
+    from gan_compress.io import write_png
+
+    rng = np.random.default_rng(0)
+    for i in range(2):  # sharding is by file: one image per worker
+        write_png(tmp_path / f"train{i}.png", rng.integers(0, 256, [80, 96, 3], np.uint8))
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    model_dir = tmp_path / "model"
+    cmds, logs, envs = [], [], []
+    for i in range(2):
+        cmds.append([sys.executable, str(HELPER), "multi_worker", f"--model_dir={model_dir}",
+                     f"--out={tmp_path / f'report{i}.json'}",
+                     f"--train_glob={tmp_path / 'train*.png'}", f"--cache_dir={frame_cache_dir}",
+                     "--batch_size=2", "--steps=2", "--resume_to=3",
+                     f"--dump_weights={tmp_path / f'weights{i}.npz'}"])
+        logs.append(tmp_path / f"worker{i}.log")
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
+        envs.append(dict(os.environ, TF_CONFIG=json.dumps(tf_config)))
+    _run_all(cmds, logs, envs)
+
+    reports = [json.loads((tmp_path / f"report{i}.json").read_text()) for i in range(2)]
+    assert [r["chief"] for r in reports] == [True, False]
+    for r in reports:
+        assert r["num_replicas"] == 2
+        assert r["per_replica_batch_shapes"] == [[1, 1, 64, 64, 3]]  # global batch 2 / 2
+        _check_stage(r["stages"]["mse"], start=0, final=2)
+        # a new Trainer on each worker resumes from the chief's checkpoint, in step
+        _check_stage(r["stages"]["mse_resumed"], start=2, final=3)
+    a, b = (np.load(tmp_path / f"weights{i}.npz") for i in range(2))
+    assert a.files == b.files and len(a.files) == reports[0]["stages"]["mse"]["num_variables"]
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # only the chief keeps checkpoints; the other worker's scratch copies are gone
+    assert (model_dir / "mse" / "ckpt-3.index").exists()
+    assert (model_dir / "mse" / "config.json").exists()
+    assert not (model_dir / "mse" / "workertemp_1").exists()
+    assert sorted(p.name for p in (model_dir / "mse").iterdir() if "workertemp" in p.name) == []

@@ -15,6 +15,7 @@ weights); `.gcv` files record it, and decoding with another model is refused.
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import dataclasses
 import fractions
 import os
@@ -273,8 +274,50 @@ def _build_from_checkpoint(model_dir: str, config: Config):
     # by save_codec_checkpoint() (Checkpoint.write) lacks, and the match assertion then fails.
     status = tf.train.Checkpoint(model=model).read(ckpt_path)
     status.expect_partial().assert_existing_objects_matched()
-    model.finalize()
+    _finalize_with_cache(model, model_dir)
     return model
+
+
+TABLES_CACHE = "z_tables.npz"
+
+
+def _weights_sha(model) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for v in model.trainable_variables:
+        h.update(np.ascontiguousarray(v.numpy()).tobytes())
+    return h.hexdigest()
+
+
+def _finalize_with_cache(model, model_dir: str) -> None:
+    """finalize(), reusing z's coding tables cached beside the checkpoint when they were made
+    from exactly these weights (the eager table estimation costs several seconds per load)."""
+    sha = _weights_sha(model)
+    path = os.path.join(model_dir, TABLES_CACHE)
+    tables = None
+    try:
+        with np.load(path) as d:
+            if str(d["weights_sha"]) == sha:
+                offset = d["quantization_offset"] if bool(d["has_offset"]) else None
+                tables = (d["cdf"], d["cdf_offset"], offset)
+    except (OSError, KeyError, ValueError):  # no cache, or an unreadable one: rebuild it
+        tables = None
+    if tables is not None:
+        model.finalize(tables)
+        return
+    model.finalize()
+    cdf, cdf_offset, offset = model.z_tables()
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, cdf=cdf, cdf_offset=cdf_offset, weights_sha=sha,
+                     has_offset=offset is not None,
+                     quantization_offset=offset if offset is not None else np.zeros(0))
+        os.replace(tmp, path)
+    except OSError:  # read-only model dir: no cache, just slower loads
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _resolve_saved_model(path: str) -> str | None:

@@ -44,8 +44,10 @@ SYMBOLS = tf.TensorSpec([None, None, None, None], tf.int32)
 
 
 def fingerprint(config: Config, codec) -> str:
-    """Hex sha256 of the config JSON and every codec weight (dtype, shape, bytes), in the
-    model's own weight order.
+    """Hex sha256 of the config JSON and every trainable codec variable (dtype, shape, bytes),
+    in the model's own order. The coding tables are left out: finalize() derives them
+    deterministically from these weights, and whether they were rebuilt or read from a cache
+    must not change the fingerprint.
 
     Variable names are left out on purpose: Keras numbers unnamed layers per process
     (`conv2d_7` after six other convolutions were built), so a name-based hash of the same
@@ -53,7 +55,7 @@ def fingerprint(config: Config, codec) -> str:
     The order of `codec.weights` comes from the code (attribute and build order) alone.
     """
     h = hashlib.sha256(config.to_json().encode())
-    for v in codec.weights:
+    for v in codec.trainable_variables:
         h.update(v.dtype.name.encode())
         value = np.ascontiguousarray(v.numpy())
         h.update(np.asarray(value.shape, np.int64).tobytes())

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -19,24 +20,38 @@ HELPER = REPO / "tests" / "helpers" / "distributed_worker.py"
 TIMEOUT = 480  # seconds per group of processes; the machine may be shared and slow
 
 
-def _run_all(cmds, logs, envs=None, timeout=TIMEOUT):
-    """Runs the commands concurrently; kills them all if any fails or the time runs out."""
-    envs = envs or [None] * len(cmds)
-    procs = [subprocess.Popen(c, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO,
-                              env=e) for c, log, e in zip(cmds, logs, envs, strict=True)]
-    try:
-        for p in procs:
-            p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for p in procs:
+class _Group:
+    """Processes started together; `wait()` bounds them with a timeout and kills them all if one
+    fails or the time runs out."""
+
+    def __init__(self, cmds, logs, envs=None):
+        self.logs = logs
+        envs = envs or [None] * len(cmds)
+        self.procs = [
+            subprocess.Popen(c, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO, env=e)
+            for c, log, e in zip(cmds, logs, envs, strict=True)
+        ]
+
+    def kill(self):
+        for p in self.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    tails = "\n".join(f"--- {log}\n{open(log).read()[-3000:]}" for log in logs)
-    assert all(p.returncode == 0 for p in procs), f"return codes {[p.returncode for p in procs]}" \
-        f"\n{tails}"
+
+    def wait(self, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        try:
+            for p in self.procs:
+                p.wait(timeout=max(1.0, deadline - time.monotonic()))
+                if p.returncode != 0:
+                    break
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            self.kill()
+        codes = [p.returncode for p in self.procs]
+        tails = "\n".join(f"--- {log}\n{open(log).read()[-3000:]}" for log in self.logs)
+        assert codes == [0] * len(codes), f"return codes {codes} (negative: killed)\n{tails}"
 
 
 def _free_ports(n: int) -> list[int]:
@@ -50,6 +65,43 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, frame_cache_dir):
+    """Starts the mirrored run and the two multi-worker processes at once (they use different
+    cores for much of the time); each test waits for its own group."""
+    root = tmp_path_factory.mktemp("distributed")
+    groups = {}
+    mirrored = root / "mirrored"
+    mirrored.mkdir()
+    groups["mirrored"] = (mirrored, _Group(
+        [[sys.executable, str(HELPER), "mirrored", f"--model_dir={mirrored / 'model'}",
+          f"--out={mirrored / 'report.json'}", f"--train_glob={SAMPLE_CLIP}",
+          f"--cache_dir={frame_cache_dir}", "--batch_size=4", "--steps=2", "--stages=mse,gan"]],
+        [mirrored / "mirrored.log"]))
+
+    from gan_compress.io import write_png
+
+    multi = root / "multi_worker"
+    multi.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):  # sharding is by file: one image per worker
+        write_png(multi / f"train{i}.png", rng.integers(0, 256, [80, 96, 3], np.uint8))
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    cmds, logs, envs = [], [], []
+    for i in range(2):
+        cmds.append([sys.executable, str(HELPER), "multi_worker", f"--model_dir={multi / 'model'}",
+                     f"--out={multi / f'report{i}.json'}", f"--train_glob={multi / 'train*.png'}",
+                     f"--cache_dir={frame_cache_dir}", "--batch_size=2", "--steps=2",
+                     "--resume_to=3", f"--dump_weights={multi / f'weights{i}.npz'}"])
+        logs.append(multi / f"worker{i}.log")
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
+        envs.append(dict(os.environ, TF_CONFIG=json.dumps(tf_config)))
+    groups["multi_worker"] = (multi, _Group(cmds, logs, envs))
+    yield groups
+    for _, group in groups.values():
+        group.kill()
+
+
 def _check_stage(stage: dict, start: int, final: int) -> None:
     assert stage["start_step"] == start and stage["final_step"] == final
     assert stage["codec_changed"] == stage["codec_variables"] > 0
@@ -58,15 +110,10 @@ def _check_stage(stage: dict, start: int, final: int) -> None:
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_cpu_devices_keeps_replicas_identical(tmp_path, frame_cache_dir):
-    out = tmp_path / "report.json"
-    _run_all(
-        [[sys.executable, str(HELPER), "mirrored", f"--model_dir={tmp_path / 'model'}",
-          f"--out={out}", f"--train_glob={SAMPLE_CLIP}", f"--cache_dir={frame_cache_dir}",
-          "--batch_size=4", "--steps=2", "--stages=mse,gan"]],
-        [tmp_path / "mirrored.log"],
-    )
-    report = json.loads(out.read_text())
+def test_mirrored_strategy_on_two_cpu_devices_keeps_replicas_identical(runs):
+    root, group = runs["mirrored"]
+    group.wait()
+    report = json.loads((root / "report.json").read_text())
     assert report["num_replicas"] == 2
     # each replica gets half of the global batch of 4
     assert report["per_replica_batch_shapes"] == [[2, 1, 64, 64, 3]] * 2
@@ -84,27 +131,10 @@ def test_mirrored_strategy_on_two_cpu_devices_keeps_replicas_identical(tmp_path,
 
 
 @pytest.mark.slow
-def test_multi_worker_training_gives_identical_weights_on_both_workers_and_resumes(
-    tmp_path, frame_cache_dir
-):
-    from gan_compress.io import write_png
-
-    rng = np.random.default_rng(0)
-    for i in range(2):  # sharding is by file: one image per worker
-        write_png(tmp_path / f"train{i}.png", rng.integers(0, 256, [80, 96, 3], np.uint8))
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+def test_multi_worker_training_gives_identical_weights_on_both_workers_and_resumes(runs):
+    tmp_path, group = runs["multi_worker"]
+    group.wait()
     model_dir = tmp_path / "model"
-    cmds, logs, envs = [], [], []
-    for i in range(2):
-        cmds.append([sys.executable, str(HELPER), "multi_worker", f"--model_dir={model_dir}",
-                     f"--out={tmp_path / f'report{i}.json'}",
-                     f"--train_glob={tmp_path / 'train*.png'}", f"--cache_dir={frame_cache_dir}",
-                     "--batch_size=2", "--steps=2", "--resume_to=3",
-                     f"--dump_weights={tmp_path / f'weights{i}.npz'}"])
-        logs.append(tmp_path / f"worker{i}.log")
-        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
-        envs.append(dict(os.environ, TF_CONFIG=json.dumps(tf_config)))
-    _run_all(cmds, logs, envs)
 
     reports = [json.loads((tmp_path / f"report{i}.json").read_text()) for i in range(2)]
     assert [r["chief"] for r in reports] == [True, False]

@@ -178,14 +178,14 @@ class IFrameCodec(tf.keras.Model):
     def scale_fn(self, index):
         return tf.math.exp(self._scale_offset + self._scale_factor * index)
 
-    def _entropy_models(self, compression: bool):
-        y_em = tfc.LocationScaleIndexedEntropyModel(
-            tfc.NoisyNormal,
-            self.cfg.num_scales,
-            self.scale_fn,
-            coding_rank=3,
+    def _y_entropy_model(self, compression: bool):
+        return tfc.LocationScaleIndexedEntropyModel(
+            tfc.NoisyNormal, self.cfg.num_scales, self.scale_fn, coding_rank=3,
             compression=compression,
         )
+
+    def _entropy_models(self, compression: bool):
+        y_em = self._y_entropy_model(compression)
         z_em = tfc.ContinuousBatchedEntropyModel(
             self.hyperprior, coding_rank=3, compression=compression
         )
@@ -244,9 +244,32 @@ class IFrameCodec(tf.keras.Model):
 
     # -- coding mode --------------------------------------------------------------------------
 
-    def finalize(self) -> None:
-        """Builds the range-coding tables from the trained priors (call after training)."""
-        self.y_entropy_model, self.z_entropy_model = self._entropy_models(compression=True)
+    def finalize(self, z_tables=None) -> None:
+        """Builds the range-coding tables from the trained priors (call after training).
+
+        Estimating the tables of z's learned prior takes several seconds (TFC does it eagerly);
+        `z_tables` = (cdf, cdf_offset, quantization_offset or None), as read back from a
+        finalized model of the SAME weights, skips that. The y tables depend only on the
+        config and are always rebuilt (a fraction of a second).
+        """
+        if z_tables is None:
+            self.y_entropy_model, self.z_entropy_model = self._entropy_models(compression=True)
+            return
+        cdf, cdf_offset, offset = z_tables
+        self.y_entropy_model = self._y_entropy_model(compression=True)
+        self.z_entropy_model = tfc.ContinuousBatchedEntropyModel(
+            prior=None, coding_rank=3, compression=True, cdf=cdf, cdf_offset=cdf_offset,
+            prior_shape=[self.cfg.hyper_latent_channels], bottleneck_dtype=tf.float32,
+            quantization_offset=offset, offset_heuristic=offset is not None,
+        )
+
+    def z_tables(self):
+        """(cdf, cdf_offset, quantization_offset or None) numpy arrays of a finalized model."""
+        self._require_finalized()
+        em = self.z_entropy_model
+        offset = em.quantization_offset
+        return (em.cdf.numpy(), em.cdf_offset.numpy(),
+                None if offset is None else offset.numpy())
 
     def _require_finalized(self):
         if not self.finalized:

@@ -15,7 +15,6 @@ weights); `.gcv` files record it, and decoding with another model is refused.
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import dataclasses
 import fractions
 import os

@@ -21,15 +21,16 @@ TIMEOUT = 480  # seconds per group of processes; the machine may be shared and s
 
 
 class _Group:
-    """Processes started together; `wait()` bounds them with a timeout and kills them all if one
-    fails or the time runs out."""
+    """Processes started together; `wait()` bounds them with a timeout and kills them all as soon
+    as one fails (a lone multi-worker process would wait for its peer) or the time runs out."""
 
     def __init__(self, cmds, logs, envs=None):
         self.logs = logs
+        self._files = [open(log, "w") for log in logs]
         envs = envs or [None] * len(cmds)
         self.procs = [
-            subprocess.Popen(c, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO, env=e)
-            for c, log, e in zip(cmds, logs, envs, strict=True)
+            subprocess.Popen(c, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=e)
+            for c, f, e in zip(cmds, self._files, envs, strict=True)
         ]
 
     def kill(self):
@@ -37,16 +38,17 @@ class _Group:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for f in self._files:
+            f.close()
 
     def wait(self, timeout=TIMEOUT):
         deadline = time.monotonic() + timeout
         try:
-            for p in self.procs:
-                p.wait(timeout=max(1.0, deadline - time.monotonic()))
-                if p.returncode != 0:
+            while time.monotonic() < deadline:
+                codes = [p.poll() for p in self.procs]
+                if None not in codes or any(c not in (None, 0) for c in codes):
                     break
-        except subprocess.TimeoutExpired:
-            pass
+                time.sleep(0.2)
         finally:
             self.kill()
         codes = [p.returncode for p in self.procs]

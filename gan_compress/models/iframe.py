@@ -288,7 +288,8 @@ class IFrameCodec(tf.keras.Model):
 
         frames: `[N, H, W, 3]` uint8; quality: int32 scalar, 1-based.
         Returns (y_symbols int32 = round(y - mu), z_symbols int32 = round(z - offset),
-        scale_index float32 rounded, mu float32, y_hat float32) with y/z spatial shapes as above.
+        scale_index float32 rounded and clipped, mu float32) with y/z spatial shapes as above;
+        the decoder's y_hat is `(y_symbols + mu) * inverse gain` (see `synthesize_latents`).
         """
         quality = self._check_quality(quality)
         x = tf.cast(frames, tf.float32) / 255.0

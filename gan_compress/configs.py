@@ -104,9 +104,9 @@ class TrainConfig:
     lr_decay_at: float = 0.8  # fraction of steps after which lr drops 10x
     d_steps_per_g: int = 1
     grad_clip_norm: float = 1.0
-    log_every: int = 50
-    image_every: int = 1000
-    checkpoint_every: int = 500
+    log_every: int = 50  # 0: log only at the end
+    image_every: int = 1000  # 0: no image summaries
+    checkpoint_every: int = 500  # 0: checkpoint only at the end
     keep_checkpoints: int = 3
     mixed_precision: bool = False
     seed: int = 0

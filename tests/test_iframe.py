@@ -44,10 +44,29 @@ def _make_codec(seed: int = 0) -> IFrameCodec:
 
 
 @pytest.fixture(scope="module")
-def codec() -> IFrameCodec:
+def codec_and_checkpoint(tmp_path_factory) -> tuple[IFrameCodec, str]:
+    """The finalized codec, and a checkpoint of its weights written BEFORE `finalize()` (like a
+    training checkpoint: no coding tables in it, so a restored model must rebuild them)."""
     c = _make_codec()
+    path = tf.train.Checkpoint(model=c).write(str(tmp_path_factory.mktemp("codec") / "ckpt"))
     c.finalize()
-    return c
+    return c, path
+
+
+@pytest.fixture(scope="module")
+def codec(codec_and_checkpoint) -> IFrameCodec:
+    return codec_and_checkpoint[0]
+
+
+def _restored(path: str) -> IFrameCodec:
+    """A new codec, initialised with other weights, then restored from `path`."""
+    tf.keras.utils.set_random_seed(1)
+    restored = IFrameCodec(_model_cfg())
+    restored.build_for_shape()
+    fresh_gain = restored.log_gain.numpy()
+    tf.train.Checkpoint(model=restored).read(path).assert_existing_objects_matched()
+    assert not np.allclose(fresh_gain, restored.log_gain.numpy())  # the restore did something
+    return restored
 
 
 def _frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -124,26 +143,37 @@ def test_round_trip_inside_tf_function_equals_the_eager_round_trip(codec):
     np.testing.assert_array_equal(decoded, expected)
 
 
-def test_compression_works_after_serialization(codec, tmp_path):
+def test_compression_works_after_serialization(codec_and_checkpoint):
+    codec, path = codec_and_checkpoint
     frames = _frames(1, 40, 72, seed=3)
     c = codec.compress(frames, 5)
     decoded = codec.decompress(c.y_strings, c.z_strings, c.image_shape, 5).numpy()
-    path = tf.train.Checkpoint(model=codec).write(str(tmp_path / "ckpt"))
 
-    tf.keras.utils.set_random_seed(1)
-    restored = IFrameCodec(_model_cfg())
-    restored.build_for_shape()
-    # it starts with other weights, so only the restore can make the frames equal
-    assert not np.allclose(restored.log_gain.numpy(), codec.log_gain.numpy())
-    assert not np.allclose(restored.synthesis.head.kernel.numpy(),
-                           codec.synthesis.head.kernel.numpy())
-    tf.train.Checkpoint(model=restored).read(path).expect_partial()
+    restored = _restored(path)
     restored.finalize()
     again = restored.decompress(c.y_strings, c.z_strings, c.image_shape, 5).numpy()
     np.testing.assert_array_equal(again, decoded)
     c2 = restored.compress(frames, 5)
     np.testing.assert_array_equal(c2.y_strings.numpy(), c.y_strings.numpy())
     np.testing.assert_array_equal(c2.z_strings.numpy(), c.z_strings.numpy())
+    # the coding tables are a function of the weights alone
+    for a, b in zip(restored.z_tables(), codec.z_tables(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_finalize_with_cached_z_tables_codes_exactly_like_a_full_finalize(codec_and_checkpoint):
+    codec, path = codec_and_checkpoint
+    cached = _restored(path)
+    cached.finalize(z_tables=codec.z_tables())
+    frames = _frames(2, 40, 72, seed=7)
+    for quality in (1, 4):
+        c = codec.compress(frames, quality)
+        c2 = cached.compress(frames, quality)
+        np.testing.assert_array_equal(c2.y_strings.numpy(), c.y_strings.numpy())
+        np.testing.assert_array_equal(c2.z_strings.numpy(), c.z_strings.numpy())
+        np.testing.assert_array_equal(
+            cached.decompress(c.y_strings, c.z_strings, c.image_shape, quality).numpy(),
+            codec.decompress(c.y_strings, c.z_strings, c.image_shape, quality).numpy())
 
 
 # -- sizes ----------------------------------------------------------------------------------------

@@ -285,7 +285,7 @@ class Trainer:
                             f"the last good checkpoint is {self.manager.latest_checkpoint}"
                         ) from None
                     raise
-                if step % tc.log_every == 0 or step == total:
+                if (tc.log_every and step % tc.log_every == 0) or step == total:
                     metrics = {k: float(v.numpy()) for k, v in out.items()}
                     now = time.time()
                     sps = (step - s_log) / max(now - t_log, 1e-9)
@@ -301,7 +301,7 @@ class Trainer:
                     )
                 if tc.image_every and step % tc.image_every == 0 and self.chief:
                     self._image_summary(clip, step)
-                if step % tc.checkpoint_every == 0 or step == total:
+                if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == total:
                     self.manager.save(checkpoint_number=step)
         if not self.chief:
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)

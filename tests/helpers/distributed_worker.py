@@ -6,13 +6,14 @@ MultiWorkerMirroredStrategy must be set up before TensorFlow initialises.
   python tests/helpers/distributed_worker.py mirrored --model_dir=D --out=R.json \
       --train_glob=CLIP --cache_dir=C --batch_size=4 --stages=mse,gan
   TF_CONFIG=... python tests/helpers/distributed_worker.py multi_worker --model_dir=D \
-      --out=R.json --train_glob='imgs/*.png' --cache_dir=C --resume_to=3 --dump_weights=W.npz
+      --out=R.json --train_glob='imgs/*.png' --cache_dir=C --resume --dump_weights=W.npz
 
 For each stage (`D/<stage>`, the GAN stage initialised from the MSE one) it builds a `Trainer`,
 trains `--steps`, and records: the per-replica batch shapes, the step it started at, the largest
 difference between the replicas' copies of any mirrored variable, how many variables changed.
-With `--resume_to=N` a second `Trainer` on the same model_dir resumes the last stage and trains
-to step N. `--dump_weights` saves the final value of every codec and discriminator variable.
+With `--resume` a second `Trainer` on the last stage's model_dir restores it (as a restarted job
+would) and reports the step it resumes at. `--dump_weights` saves the last trainer's value of every
+codec and discriminator variable (first replica).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=2, help="global batch size")
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--stages", default="mse", help="comma-separated: mse or mse,gan")
-    p.add_argument("--resume_to", type=int, default=None)
+    p.add_argument("--resume", action="store_true")
     p.add_argument("--dump_weights", default=None)
     return p.parse_args(argv)
 
@@ -100,16 +101,11 @@ def main(argv=None) -> None:
     report = {"num_replicas": strategy.num_replicas_in_sync, "chief": is_chief(strategy),
               "stages": {}}
     stages = args.stages.split(",")
-    runs = [(s, args.steps) for s in stages]
-    if args.resume_to is not None:
-        runs.append((stages[-1], args.resume_to))
-    previous, weights = None, None
-    for i, (stage, steps) in enumerate(runs):
+    previous, weights, trainer = None, None, None
+    for i, stage in enumerate(stages):
         cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, stage=stage))
         model_dir = os.path.join(args.model_dir, stage)
-        resuming = i == len(stages)
-        trainer = Trainer(cfg, model_dir, strategy=strategy,
-                          init_from=None if resuming else previous)
+        trainer = Trainer(cfg, model_dir, strategy=strategy, init_from=previous)
         if i == 0:
             batch = next(iter(trainer.make_dataset()))
             report["per_replica_batch_shapes"] = [
@@ -117,11 +113,22 @@ def main(argv=None) -> None:
         start_step = int(trainer.step.numpy())
         variables = list(trainer.model.variables) + list(trainer.disc.variables)
         initial = [strategy.experimental_local_results(v)[0].numpy().copy() for v in variables]
-        result = trainer.train(steps)
-        key = f"{stage}_resumed" if resuming else stage
-        report["stages"][key], weights = _stage_report(
+        result = trainer.train(args.steps)
+        report["stages"][stage], weights = _stage_report(
             strategy, trainer, start_step, initial, result, model_dir)
         previous = model_dir
+    if args.resume:
+        trainer = Trainer(trainer.cfg, previous, strategy=strategy)
+        variables = list(trainer.model.variables) + list(trainer.disc.variables)
+        restored = [strategy.experimental_local_results(v)[0].numpy() for v in variables]
+        report["resumed"] = {
+            "start_step": int(trainer.step.numpy()),
+            "opt_t_iterations": int(trainer.opt_t.iterations.numpy()),
+            "equal_to_trained": all(np.array_equal(a, b) for a, b in
+                                    zip(restored, weights.values(), strict=True)),
+        }
+        weights = {f"{i:03d}:{v.name}": x for i, (v, x) in
+                   enumerate(zip(variables, restored, strict=True))}
     if args.dump_weights:
         np.savez(args.dump_weights, **weights)
     with open(args.out + ".tmp", "w") as f:

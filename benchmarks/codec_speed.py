@@ -70,7 +70,7 @@ def gan_speed(codec: codecs.GanCompressCodec, clip: clips.Clip, short: clips.Cli
         model = ["--model", codec.model] if codec.model else []
         enc = measure([*codec.command, "encode", c.y4m(work), gcv, "--quality", quality,
                        "--frames", c.frames, *model])
-        dec = measure([*codec.command, "decode", gcv, work / f"{c.name}.dec.y4m"])
+        dec = measure([*codec.command, "decode", gcv, work / f"{c.name}.dec.y4m", *model])
         return enc, dec, gcv.stat().st_size
 
     enc_n, dec_n, size = run(clip)

@@ -113,6 +113,12 @@ def plot_rd(path: Path, title: str, curves: list[tuple[str, list, str, bool]], y
         ax.plot(xs, ys, marker="o", ms=5 if bold else 4, lw=2.6 if bold else 1.4, color=color,
                 label=label, zorder=3 if bold else 2)
     ax.set_xscale("log")
+    from matplotlib import ticker
+
+    # Plain-number ticks at 1-2-5 steps; matplotlib's default minor labels overlap on short ranges.
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

@@ -104,11 +104,12 @@ def runs(tmp_path_factory, frame_cache_dir):
         group.kill()
 
 
-def _check_stage(stage: dict, start: int, final: int) -> None:
+def _check_stage(stage: dict, start: int, final: int, chief: bool = True) -> None:
     assert stage["start_step"] == start and stage["final_step"] == final
     assert stage["codec_changed"] == stage["codec_variables"] > 0
     assert all(np.isfinite(v) for v in stage["metrics"].values())
-    assert stage["checkpoint"].endswith(f"ckpt-{final}")
+    if chief:  # a non-chief may look before the chief has finished writing its checkpoint
+        assert stage["checkpoint"].endswith(f"ckpt-{final}")
 
 
 @pytest.mark.slow
@@ -143,7 +144,7 @@ def test_multi_worker_training_gives_identical_weights_on_both_workers_and_resum
     for r in reports:
         assert r["num_replicas"] == 2
         assert r["per_replica_batch_shapes"] == [[1, 1, 64, 64, 3]]  # global batch 2 / 2
-        _check_stage(r["stages"]["mse"], start=0, final=2)
+        _check_stage(r["stages"]["mse"], start=0, final=2, chief=r["chief"])
         # a new Trainer on EACH worker (a restarted job) resumes from the chief's checkpoint:
         # the other worker's own copies were deleted with its scratch dir
         assert r["resumed"] == {"start_step": 2, "opt_t_iterations": 2, "equal_to_trained": True}

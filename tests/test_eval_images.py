@@ -9,6 +9,7 @@ from PIL import Image
 from gan_compress.evaluation import clips, images, metrics
 
 KODIM23 = clips.data_dir() / "images" / "kodak" / "kodim23.png"
+pytestmark = pytest.mark.skipif(not KODIM23.exists(), reason=f"shared data not found: {KODIM23}")
 
 
 @pytest.fixture(scope="module")

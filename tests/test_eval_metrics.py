@@ -11,6 +11,7 @@ from gan_compress.evaluation import anchors, clips, ffmpeg, metrics
 from gan_compress.evaluation.ffmpeg import RawVideo
 
 CARPHONE = clips.data_dir() / "video" / "eval" / "carphone_qcif_60f.mkv"
+needs_data = pytest.mark.skipif(not CARPHONE.exists(), reason=f"shared data not found: {CARPHONE}")
 
 
 def _write_yuv(path: Path, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Path:
@@ -42,6 +43,7 @@ def test_psnr_is_of_the_sequence_mean_mse_per_plane(tmp_path):
     assert out["psnr_yuv_seqmse"] == pytest.approx((6 * psnr_y + psnr_u + psnr_v) / 8, abs=1e-9)
 
 
+@needs_data
 def test_identical_clips_score_perfectly(tmp_path):
     clip = clips.prepare_clip(CARPHONE, tmp_path, max_frames=8, crop=(96, 64, 40, 40))
     out = metrics.video_metrics(clip.raw, clip.raw)

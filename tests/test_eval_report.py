@@ -11,6 +11,7 @@ import pytest
 from gan_compress.evaluation import anchors, clips, codecs, ffmpeg, report, sweep
 
 CARPHONE = clips.data_dir() / "video" / "eval" / "carphone_qcif_60f.mkv"
+pytestmark = pytest.mark.skipif(not CARPHONE.exists(), reason=f"shared data not found: {CARPHONE}")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars")

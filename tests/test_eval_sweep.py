@@ -10,6 +10,7 @@ from gan_compress.evaluation import anchors, cli, clips, codecs, ffmpeg, sweep
 
 CARPHONE = clips.data_dir() / "video" / "eval" / "carphone_qcif_60f.mkv"
 REFERENCE = clips.data_dir() / "reference" / "anchors_eval.json"
+pytestmark = pytest.mark.skipif(not CARPHONE.exists(), reason=f"shared data not found: {CARPHONE}")
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@
     -> exports/small/<version>/               full codec (compress/decompress; needs TFC ops)
     -> exports/small_transforms/<version>/    transform-only (analyze/entropy_parameters/
                                               synthesize; stock TF ops) + coding tables
-  .venv/bin/python export.py --model_dir=runs/small_gan --ship_to=gan_compress/assets/models/default
-    -> the codec's weights and config in the form the package ships (no optimizer state)
+  .venv/bin/python export.py --model_dir=runs/small_gan \
+      --ship_to=gan_compress/assets/models/small-gan
+    -> the codec's weights (float16), config and fingerprint in the form the package ships
 
 The version defaults to one more than the highest existing version.
 
@@ -33,7 +34,8 @@ flags.DEFINE_string("transforms_export_dir", None,
 flags.DEFINE_enum("kind", "both", ["both", "codec", "transforms"], "What to export.")
 flags.DEFINE_integer("version", None, "Integer version (default: next free).")
 flags.DEFINE_string("model_card", None, "Markdown file copied into assets/MODEL_CARD.md.")
-flags.DEFINE_string("ship_to", None, "Also write the codec weights + config (shipped form) here.")
+flags.DEFINE_string("ship_to", None,
+                    "Also write the shipped form (float16 weights, config, fingerprint) here.")
 
 flags.mark_flag_as_required("model_dir")
 
@@ -63,21 +65,9 @@ def main(argv):
     config = api._read_config(os.path.join(FLAGS.model_dir, api.CONFIG_NAME))
     model = api._build_from_checkpoint(FLAGS.model_dir, config)  # finalized
     if FLAGS.ship_to:
-        import tensorflow as tf
-
-        from gan_compress.models.iframe import IFrameCodec
-
-        # ship the training-mode weights only (tables are rebuilt by finalize() on load)
-        plain = IFrameCodec(config.model)
-        plain.build_for_shape()
-        tf.train.Checkpoint(model=plain).restore(
-            tf.train.latest_checkpoint(FLAGS.model_dir)).expect_partial()
-        api.save_codec_checkpoint(plain, config, FLAGS.ship_to)
-        if card:
-            with open(os.path.join(FLAGS.ship_to, "MODEL_CARD.md"), "w") as f:
-                f.write(card)
-        logging.info("shipped model written to %s (fingerprint %s)", FLAGS.ship_to,
-                     export_lib.fingerprint(config, model))
+        # float16 weights + config + fingerprint + tables: the form the package ships
+        fp = api.save_shipped_model(model, config, FLAGS.ship_to, card)
+        logging.info("shipped model written to %s (fingerprint %s)", FLAGS.ship_to, fp)
     if FLAGS.export_dir:
         if FLAGS.kind in ("both", "codec"):
             path = export_lib.export_codec(model, config, FLAGS.export_dir, FLAGS.version, card)

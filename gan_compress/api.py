@@ -6,10 +6,12 @@
     data = codec.compress_image(rgb, quality=3)     # rgb: [H, W, 3] uint8 -> .gcv bytes
     rgb = codec.decompress_image(data)               # -> [H, W, 3] uint8
 
-`path` may be a training model_dir (config.json + checkpoints), an export version dir or base
-dir of the full codec SavedModel (assets/config.json), or a shipped model dir
-(config.json + codec checkpoint). Every model has a fingerprint (sha256 of its config and
-weights); `.gcv` files record it, and decoding with another model is refused.
+`path` may be a shipped model name (`small-gan`, the default, or `small-mse`; see
+`gan_compress.registry`), a training model_dir (config.json + checkpoints), an export version
+dir or base dir of the full codec SavedModel (assets/config.json), or a shipped-model folder.
+Every model has a fingerprint (sha256 of its architecture and weights); `.gcv` files record it,
+decoding with another model is refused, and `load_for_stream` finds the shipped model a stream
+needs.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from gan_compress import bitstream as bs
 from gan_compress import io as gio
 from gan_compress.configs import Config
 
-DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(__file__), "assets", "models", "default")
 CONFIG_NAME = "config.json"
 
 
@@ -264,11 +265,16 @@ def _build_from_checkpoint(model_dir: str, config: Config):
 
     from gan_compress.models.iframe import IFrameCodec
 
+    model = IFrameCodec(config.model)
+    model.build_for_shape()
+    weights = os.path.join(model_dir, SHIPPED_WEIGHTS)
+    if os.path.exists(weights):
+        _load_shipped_weights(model, weights)
+        _finalize_with_cache(model, model_dir)
+        return model
     ckpt_path = tf.train.latest_checkpoint(model_dir)
     if ckpt_path is None:
         raise ModelLoadError(f"{model_dir}: no checkpoint found")
-    model = IFrameCodec(config.model)
-    model.build_for_shape()
     # read(), not restore(): restore() adds a save_counter that a codec-only checkpoint written
     # by save_codec_checkpoint() (Checkpoint.write) lacks, and the match assertion then fails.
     status = tf.train.Checkpoint(model=model).read(ckpt_path)
@@ -278,6 +284,59 @@ def _build_from_checkpoint(model_dir: str, config: Config):
 
 
 TABLES_CACHE = "z_tables.npz"
+SHIPPED_WEIGHTS = "weights.npz"
+
+
+def _load_shipped_weights(model, path: str) -> None:
+    """Assigns the float16 arrays of a shipped `weights.npz` (keys w000.. in the codec's
+    variable order) to the float32 variables; refuses a count or shape mismatch."""
+    variables = model.trainable_variables
+    with np.load(path) as d:
+        keys = sorted(k for k in d.files if k.startswith("w"))
+        if len(keys) != len(variables):
+            raise ModelLoadError(f"{path}: {len(keys)} arrays for {len(variables)} variables "
+                                 "of this architecture")
+        for key, v in zip(keys, variables, strict=True):
+            value = d[key]
+            if tuple(value.shape) != tuple(v.shape):
+                raise ModelLoadError(f"{path}: {key} has shape {value.shape}, the "
+                                     f"architecture needs {tuple(v.shape)}")
+            v.assign(value.astype(np.float32))
+
+
+def save_shipped_model(model, config: Config, out_dir: str, card: str = "") -> str:
+    """Writes a model in the shipped form (see `gan_compress.registry`): float16 weights,
+    config, fingerprint of the weights as they load back, z tables and the model card.
+    The folder is built beside `out_dir` and renamed into place. Returns the fingerprint."""
+    import shutil
+
+    from gan_compress.export_lib import fingerprint
+    from gan_compress.registry import FINGERPRINT_NAME
+
+    out_dir = os.path.abspath(out_dir)
+    tmp = f"{out_dir}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    arrays = {f"w{i:03d}": v.numpy().astype(np.float16)
+              for i, v in enumerate(model.trainable_variables)}
+    np.savez(os.path.join(tmp, SHIPPED_WEIGHTS), **arrays)
+    with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
+        f.write(config.to_json())
+    loaded = _build_from_checkpoint(tmp, config)  # the float16-rounded weights, finalized
+    fp = fingerprint(config, loaded)
+    with open(os.path.join(tmp, FINGERPRINT_NAME), "w") as f:
+        f.write(fp + "\n")
+    if card:
+        with open(os.path.join(tmp, "MODEL_CARD.md"), "w") as f:
+            f.write(card)
+    if os.path.exists(out_dir):
+        old = f"{out_dir}.old-{os.getpid()}"
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
+    return fp
 
 
 def _weights_sha(model) -> str:
@@ -349,12 +408,14 @@ class _SavedModelCodec:
 
 
 def load(path: str | None = None, name: str | None = None) -> Codec:
-    """Loads a codec from a model_dir, a shipped model dir or a full-codec SavedModel."""
-    path = os.fspath(path) if path is not None else DEFAULT_MODEL_DIR
-    if not os.path.exists(path):
-        hint = " (the shipped model is missing: see README, 'Models')" if \
-            path == DEFAULT_MODEL_DIR else ""
-        raise ModelLoadError(f"{path}: model not found{hint}")
+    """Loads a codec: a shipped model name (default `registry.DEFAULT_MODEL`), a training
+    model_dir, a shipped-model folder, or a full-codec SavedModel (version or base dir)."""
+    from gan_compress import registry
+
+    try:
+        path, shipped = registry.resolve(None if path is None else os.fspath(path))
+    except registry.UnknownModelError as e:
+        raise ModelLoadError(str(e)) from None
     import tensorflow as tf
     import tensorflow_compression  # noqa: F401  (registers the range-coding ops)
 
@@ -380,7 +441,21 @@ def load(path: str | None = None, name: str | None = None) -> Codec:
     config = _read_config(cfg_path)
     model = _build_from_checkpoint(path, config)
     return Codec(model, config, fingerprint(config, model),
-                 name or f"{config.model.name}-{config.preset}")
+                 name or shipped or f"{config.model.name}-{config.preset}")
+
+
+def load_for_stream(gcv_path: str, model: str | None = None) -> Codec:
+    """The codec that decodes `gcv_path`: `model` if given, else the shipped model whose
+    fingerprint the stream's header records. Raises ModelLoadError naming the file, the
+    stream's model and the shipped ones when none matches."""
+    from gan_compress import registry
+
+    if model is not None:
+        return load(model)
+    try:
+        return load(registry.model_for_stream(gcv_path))
+    except registry.UnknownModelError as e:
+        raise ModelLoadError(str(e)) from None
 
 
 def save_codec_checkpoint(model, config: Config, out_dir: str) -> str:

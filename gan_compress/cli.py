@@ -34,7 +34,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="encode a video or image into a .gcv file")
     e.add_argument("input", help="video (.y4m .mkv .mp4 .avi .webm .mov .yuv) or image (.png .jpg)")
     e.add_argument("output", help="output .gcv file")
-    e.add_argument("--model", help="model dir or export (default: the shipped model)")
+    e.add_argument("--model", help="shipped model name (small-gan, the default: texture; "
+                   "small-mse: highest PSNR) or a model dir / export")
     e.add_argument("--quality", type=int, default=3, help="quality level, 1 = lowest rate")
     e.add_argument("--frames", type=int, help="encode at most N frames")
     e.add_argument("--intra_period", type=int, default=1,
@@ -47,7 +48,8 @@ def _build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", help="decode a .gcv file")
     d.add_argument("input", help="input .gcv file")
     d.add_argument("output", help="output .y4m, .mkv, .mp4 or .png (frame pattern for video)")
-    d.add_argument("--model", help="model dir or export (default: the shipped model)")
+    d.add_argument("--model", help="model dir or export (default: the shipped model whose "
+                   "fingerprint the stream records)")
     d.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
     i = sub.add_parser("info", help="print a .gcv file's header, frames and bitrate")
@@ -69,7 +71,11 @@ def _cmd_info(args) -> int:
     from gan_compress import bitstream as bs
 
     _check_input(args.input)
+    from gan_compress import registry
+
     summary = bs.describe(args.input)
+    summary["shipped_model"] = registry.find_by_fingerprint(
+        summary["header"]["model_fingerprint"])
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -97,6 +103,22 @@ def _load_codec(model):
     return api.load(model)
 
 
+def _check_quality_before_load(model: str | None, quality: int) -> None:
+    from gan_compress import registry
+
+    try:
+        path, _ = registry.resolve(model)
+    except registry.UnknownModelError as e:
+        raise CLIError(str(e)) from None
+    cfg_path = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg_path):
+        return  # an export or other layout: checked after loading
+    with open(cfg_path) as f:
+        n = int(json.load(f)["model"]["num_qualities"])
+    if quality > n:
+        raise CLIError(f"--quality must be in 1..{n}, got {quality}")
+
+
 def _cmd_encode(args) -> int:
     _check_input(args.input)
     if not args.output.lower().endswith(".gcv"):
@@ -116,9 +138,11 @@ def _cmd_encode(args) -> int:
     raw = {k: v for k, v in raw.items() if v is not None}
     from gan_compress import io as gio
 
-    # Open the input (header and first frame) before the seconds it takes to load the model.
+    # Open the input (header and first frame) and check the quality against the model's
+    # config before the seconds it takes to load the model.
     with gio.open_video(input_path, **raw):
         pass
+    _check_quality_before_load(args.model, args.quality)
     codec = _load_codec(args.model)
     if args.quality > codec.num_qualities:
         raise CLIError(f"--quality must be in 1..{codec.num_qualities}, got {args.quality}")
@@ -143,6 +167,10 @@ def _cmd_decode(args) -> int:
     with bs.ContainerReader(args.input) as reader:
         for _ in reader.packet_sizes(verify=True):
             pass
+    if args.model is None:
+        from gan_compress import registry
+
+        args.model = registry.model_for_stream(args.input)
     codec = _load_codec(args.model)
     stats = codec.decompress_video(args.input, args.output, progress=not args.quiet)
     if not args.quiet:

@@ -24,7 +24,16 @@ class DataConfig:
     of replicas it is told about via `tf.distribute.InputContext`.
     """
 
-    train_globs: tuple[str, ...] = ("../shared/data/video/train/*",)
+    train_globs: tuple[str, ...] = (
+        "../shared/data/video/train/*",
+        "../shared/data/images/train/*/*",
+    )
+    # chance that a training example comes from a still image (the rest from video frames);
+    # None: no mixing, every file is drawn by `sample_weighting` alone
+    image_fraction: float | None = 0.7
+    # held-out validation: a still image whose name hashes to bucket 0 of `validation_buckets`
+    # (sha256 of "<parent folder>/<file name>") is never trained on (0 disables the split)
+    validation_buckets: int = 20
     batch_size: int = 8
     clip_length: int = 1  # T; 1 for I-frame training
     temporal_stride: int = 1  # frames between consecutive clip frames
@@ -85,6 +94,10 @@ class LossConfig:
     feature_matching_weight: float = 1.0  # discriminator feature matching (built-in perceptual)
     perceptual_weight: float = 0.0  # VGG-style perceptual loss; needs perceptual_weights_path
     perceptual_weights_path: str | None = None
+    range_weight: float = 1.0  # penalty on output values outside [0, 1] (squared, per pixel)
+    # how the adversarial and feature-matching terms follow the quality level: "constant" (the
+    # same beta at every level) or "lambda" (times lambda_q / geometric-mean(lambda))
+    gan_scaling: str = "constant"
     r1_weight: float = 0.0  # R1 gradient penalty on real images (0 disables)
     gp_weight: float = 10.0  # WGAN-GP gradient penalty weight (wgan_gp only)
     lambda_schedule: str = "fixed"  # fixed | rate_target (HiFiC)
@@ -101,9 +114,20 @@ class TrainConfig:
     lr: float = 1e-4
     entropy_lr: float = 1e-3  # entropy models' own optimizer
     disc_lr: float = 1e-4
+    warmup_steps: int = 0  # linear learning-rate warm-up of the transforms from 0
     lr_decay_at: float = 0.8  # fraction of steps after which lr drops 10x
     d_steps_per_g: int = 1
-    grad_clip_norm: float = 1.0
+    # GAN stage: which codec parts the generator update trains. "synthesis" keeps the encoder
+    # and entropy models of the MSE stage, so the bitstream (and the rate) is unchanged and
+    # only the decoder learns texture; "all" trains every transform (HiFiC).
+    gan_trainable: str = "synthesis"
+    grad_clip_norm: float = 1.0  # global-norm clip of each optimizer's gradient (0: none)
+    # divide each example's loss by lambda_q / geometric-mean(lambda) ** loss_normalization,
+    # so that the qualities' losses (31x apart in lambda) weigh alike in one update
+    loss_normalization: float = 0.0
+    validate_every: int = 500  # held-out validation (bpp, PSNR, MS-SSIM per quality); 0: off
+    validation_images: int = 24  # how many held-out images (centre crops) validation uses
+    validation_crop: int = 256
     log_every: int = 50  # 0: log only at the end
     image_every: int = 1000  # 0: no image summaries
     checkpoint_every: int = 500  # 0: checkpoint only at the end
@@ -183,12 +207,28 @@ def _tiny() -> Config:
             disc_latent_channels=4,
         ),
         data=DataConfig(batch_size=2, crop_size=64, shuffle_buffer=8),
-        train=TrainConfig(steps=2, log_every=1, image_every=0, checkpoint_every=1),
+        train=TrainConfig(steps=2, log_every=1, image_every=0, checkpoint_every=1,
+                          validate_every=0),
     )
 
 
 def _small() -> Config:
-    return Config(preset="small")
+    # Minnen et al. 2018-like widths (N=96 where they use 128: 1.5x the steps per CPU-hour)
+    return Config(
+        preset="small",
+        model=ModelConfig(
+            analysis_channels=(96, 96, 96),
+            latent_channels=160,
+            hyper_channels=96,
+            hyper_latent_channels=64,
+            synthesis_head_channels=160,
+            synthesis_res_blocks=2,
+            synthesis_channels=(96, 96, 96),
+        ),
+        data=DataConfig(batch_size=8, crop_size=128),
+        train=TrainConfig(steps=6000, lr=3e-4, warmup_steps=200, grad_clip_norm=1.0,
+                          loss_normalization=0.5),
+    )
 
 
 def _hific() -> Config:

@@ -23,7 +23,9 @@ Transform-only signatures (`TransformModule`), stock TensorFlow ops only:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -43,18 +45,22 @@ SHAPE2 = tf.TensorSpec([2], tf.int32)
 SYMBOLS = tf.TensorSpec([None, None, None, None], tf.int32)
 
 
-def fingerprint(config: Config, codec) -> str:
-    """Hex sha256 of the config JSON and every trainable codec variable (dtype, shape, bytes),
-    in the model's own order. The coding tables are left out: finalize() derives them
-    deterministically from these weights, and whether they were rebuilt or read from a cache
-    must not change the fingerprint.
+FINGERPRINT_VERSION = b"gan_compress fingerprint v2"
 
+
+def fingerprint(config: Config, codec) -> str:
+    """Hex sha256 of the architecture (`config.model`) and every trainable codec variable
+    (dtype, shape, bytes), in the model's own order. Training, data and loss settings are left
+    out: the same weights with an edited `log_every` are the same decoder.
+
+    The coding tables are left out too: finalize() derives them deterministically from these
+    weights, and whether they were rebuilt or read from a cache must not change the fingerprint.
     Variable names are left out on purpose: Keras numbers unnamed layers per process
     (`conv2d_7` after six other convolutions were built), so a name-based hash of the same
-    model differed between processes and a `.gcv` was refused by the model that wrote it.
-    The order of `codec.weights` comes from the code (attribute and build order) alone.
+    model differed between processes. The order of `codec.weights` comes from the code alone.
     """
-    h = hashlib.sha256(config.to_json().encode())
+    arch = json.dumps(dataclasses.asdict(config.model), sort_keys=True)
+    h = hashlib.sha256(FINGERPRINT_VERSION + b"\n" + arch.encode())
     for v in codec.trainable_variables:
         h.update(v.dtype.name.encode())
         value = np.ascontiguousarray(v.numpy())

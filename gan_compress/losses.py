@@ -27,6 +27,19 @@ def psnr(x, x_hat):
     return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
 
 
+def clip_st(x_hat):
+    """Clips to [0, 1] in the forward pass with an identity gradient (straight-through), so
+    what the discriminator sees is what the decoder outputs while gradients still flow."""
+    return x_hat + tf.stop_gradient(tf.clip_by_value(x_hat, 0.0, 1.0) - x_hat)
+
+
+def out_of_range(x_hat):
+    """Per-example mean squared excursion of `x_hat` outside [0, 1], on the [0, 255] scale
+    (0 when the output is in range): `[B]`."""
+    over = tf.nn.relu(x_hat - 1.0) + tf.nn.relu(-x_hat)
+    return tf.reduce_mean(tf.square(over * 255.0), axis=[1, 2, 3])
+
+
 def msssim_loss(x, x_hat):
     """Per-example 1 - MS-SSIM (fewer scales for small crops): `[B]`."""
     weights = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

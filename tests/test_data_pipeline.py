@@ -35,6 +35,8 @@ def _config(tmp_path, **kw) -> DataConfig:
         downscale_prob=0.0,
         random_flip=False,
         cache_dir=str(tmp_path / "cache"),
+        image_fraction=None,  # the mix and the held-out split have tests of their own
+        validation_buckets=0,
     )
     base.update(kw)
     return DataConfig(**base)
@@ -303,3 +305,37 @@ def test_works_under_mirrored_strategy_with_two_cpus(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
     assert out["shapes"] == [[[2, 2, 32, 32, 3], [2, 2, 32, 32, 3]]] * 2
+
+
+def test_held_out_images_never_reach_the_training_stream(tmp_path):
+    from gan_compress.data.pipeline import is_validation_file, split_validation, validation_files
+
+    d = tmp_path / "data"
+    d.mkdir()
+    names = [f"img{i:03d}.png" for i in range(60)]
+    for n in names:
+        Image.fromarray(np.full((40, 40, 3), 7, np.uint8)).save(d / n)
+    cfg = _config(tmp_path, validation_buckets=10)
+    held = validation_files(cfg)
+    assert 1 <= len(held) < 20  # about 1 in 10 of 60
+    train, val = split_validation(sorted(str(d / n) for n in names), 10)
+    assert set(val) == set(held) and not set(train) & set(val)
+    # the split depends on folder and file name only, not on the path above them
+    moved = tmp_path / "elsewhere" / "data"
+    moved.mkdir(parents=True)
+    assert all(is_validation_file(str(moved / os.path.basename(p)), 10) for p in held)
+    cached = {c.source for c in decode_cache_warmup(cfg, progress=False)}
+    assert not {os.path.abspath(p) for p in held} & {os.path.abspath(p) for p in cached}
+
+
+def test_image_fraction_sets_the_share_of_still_images(tmp_path):
+    from gan_compress.data.pipeline import _ClipSampler
+
+    _grey_files(tmp_path, greys=(40, 90), frames=8)
+    for i in range(3):
+        _position_png(tmp_path, name=f"pos{i}.png")
+    for frac in (0.2, 0.9):
+        cfg = _config(tmp_path, image_fraction=frac)
+        sampler = _ClipSampler(cfg, decode_cache_warmup(cfg, progress=False), seed=0, shard=0)
+        is_image = np.array([gio.is_image_path(c.source) for c in sampler.clips])
+        assert sampler.probs[is_image].sum() == pytest.approx(frac)

@@ -281,6 +281,21 @@ def test_fingerprint_does_not_depend_on_keras_layer_numbering(unfinalized_model,
     assert export_lib.fingerprint(config, a) != export_lib.fingerprint(config, b)
 
 
+def test_fingerprint_covers_architecture_and_weights_but_not_training_settings(
+        tiny_codec, unfinalized_model):
+    import dataclasses
+
+    config = tiny_codec.config
+    base = export_lib.fingerprint(config, unfinalized_model)
+    edited = dataclasses.replace(
+        config, train=dataclasses.replace(config.train, log_every=7, lr=1.0),
+        data=dataclasses.replace(config.data, crop_size=96))
+    assert export_lib.fingerprint(edited, unfinalized_model) == base
+    other_arch = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, scale_min=0.2))
+    assert export_lib.fingerprint(other_arch, unfinalized_model) != base
+
+
 # -- export.py ------------------------------------------------------------------------------------
 
 

@@ -50,7 +50,7 @@ def _changed(before, after) -> list[bool]:
 def _gan_config(cfg, gan_loss: str, **loss_overrides):
     return dataclasses.replace(
         cfg,
-        train=dataclasses.replace(cfg.train, stage="gan"),
+        train=dataclasses.replace(cfg.train, stage="gan", gan_trainable="all"),
         loss=dataclasses.replace(cfg.loss, gan_loss=gan_loss, **loss_overrides),
     )
 
@@ -293,3 +293,18 @@ def test_train_py_killed_with_sigkill_resumes_from_its_checkpoint_and_finishes(
     assert tf.train.latest_checkpoint(model_dir).endswith(f"ckpt-{steps}")
     saved = configs.Config.from_json(open(os.path.join(model_dir, "config.json")).read())
     assert saved.train.checkpoint_every == 1 and saved.data.cache_dir == frame_cache_dir
+
+
+def test_a_resumed_run_continues_the_data_stream_instead_of_replaying_it(mse_run, tmp_path):
+    """The input stream is indexed by element; a run resumed at step s starts at element
+    s * batch, so the batches of a resumed run differ from those its first run already saw."""
+    cfg = dataclasses.replace(mse_run.cfg, data=dataclasses.replace(mse_run.cfg.data, seed=3))
+    trainer = Trainer(cfg, str(tmp_path / "resume_data"))
+    first = next(iter(trainer.make_dataset())).numpy()
+    trainer.step.assign(5)
+    resumed = next(iter(trainer.make_dataset())).numpy()
+    assert not np.array_equal(first, resumed)
+    from gan_compress.data import build_inputs
+
+    direct = next(iter(build_inputs(cfg.data, start_index=5 * cfg.data.batch_size))).numpy()
+    np.testing.assert_array_equal(resumed, direct)

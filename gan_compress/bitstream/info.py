@@ -82,7 +82,9 @@ def format_info(summary: dict[str, Any], max_rows: int | None = None) -> str:
     lines = [
         f"file       {summary['path']}  ({_thousands(summary['total_bytes'])} bytes, "
         f"format {summary['format_version']})",
-        f"model      {h['model_name']}  fingerprint {h['model_fingerprint'][:12]}",
+        f"model      {h['model_name']}  fingerprint {h['model_fingerprint'][:12]}  "
+        + (f"(shipped model {summary['shipped_model']})" if summary.get("shipped_model")
+           else "(not a shipped model: decode needs --model)"),
         f"video      {h['width']}x{h['height']}  {h['fps_num']}/{h['fps_den']} fps "
         f"({h['fps']:.3f})  {h['matrix']} {h['color_range']} range  "
         f"intra period {h['intra_period']}",

@@ -40,6 +40,7 @@ Why a memmap cache: see `cache.py`. Throughput on 2 cores: `benchmarks/data_pipe
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
 import secrets
@@ -87,6 +88,27 @@ def list_input_files(config: DataConfig) -> list[str]:
     return sorted(files)
 
 
+def is_validation_file(path: str, buckets: int) -> bool:
+    """True for a still image held out for validation: sha256("<parent>/<name>") mod `buckets`
+    is 0. Depends on the name only, so the split is the same on every machine and checkout."""
+    if buckets <= 0 or not gio.is_image_path(path):
+        return False
+    key = f"{os.path.basename(os.path.dirname(path))}/{os.path.basename(path)}"
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % buckets == 0
+
+
+def split_validation(files: Sequence[str], buckets: int) -> tuple[list[str], list[str]]:
+    """-> (training files, held-out validation images); see `is_validation_file`."""
+    val = [f for f in files if is_validation_file(f, buckets)]
+    held = set(val)
+    return [f for f in files if f not in held], val
+
+
+def validation_files(config: DataConfig) -> list[str]:
+    """The held-out validation images among `config.train_globs` (sorted)."""
+    return split_validation(list_input_files(config), config.validation_buckets)[1]
+
+
 def shard_files(
     files: Sequence[str], input_context: tf.distribute.InputContext | None
 ) -> list[str]:
@@ -131,7 +153,8 @@ def decode_cache_warmup(
     Files already cached are not touched. Shows a tqdm bar (frames) when `progress` and some
     file needs decoding.
     """
-    files = _select_files(config, shard_files(list_input_files(config), input_context))
+    train, _ = split_validation(list_input_files(config), config.validation_buckets)
+    files = _select_files(config, shard_files(train, input_context))
     todo = [f for f in files if cache_lib.lookup(f, config.cache_dir) is None]
     bar = None
     if todo and progress:
@@ -195,6 +218,15 @@ class _ClipSampler:
                 f"data.sample_weighting must be one of {SAMPLE_WEIGHTINGS}, "
                 f"got {config.sample_weighting!r}"
             )
+        w = w / w.sum()
+        is_image = np.array([gio.is_image_path(c.source) for c in kept])
+        frac = config.image_fraction
+        if frac is not None and is_image.any() and (~is_image).any():
+            if not 0.0 <= frac <= 1.0:
+                raise ValueError(f"data.image_fraction must be in [0, 1], got {frac}")
+            # within each group the weighting above; between groups the requested mix
+            w = np.where(is_image, frac * w / w[is_image].sum(),
+                         (1.0 - frac) * w / w[~is_image].sum())
         self.probs = w / w.sum()
 
     def sample(self, index: np.int64) -> tuple[np.ndarray, np.ndarray]:
@@ -280,12 +312,16 @@ def _check_config(config: DataConfig) -> None:
 
 
 def build_inputs(
-    config: DataConfig, input_context: tf.distribute.InputContext | None = None
+    config: DataConfig,
+    input_context: tf.distribute.InputContext | None = None,
+    start_index: int = 0,
 ) -> tf.data.Dataset:
     """The infinite training dataset of `[B, T, S, S, 3]` float32 clips in [0, 1].
 
     See the module docstring for the steps. Usable directly or as
     `strategy.distribute_datasets_from_function(lambda ctx: build_inputs(cfg, ctx))`.
+    `start_index` is the first element index (per input pipeline): a resumed run passes
+    `step * per-replica batch` so it continues the stream instead of replaying it.
     Raises FileNotFoundError if the globs match nothing, ValueError if no file is usable.
     """
     _check_config(config)
@@ -310,7 +346,7 @@ def build_inputs(
         )
         return _augment(config, region, affine)
 
-    ds = tf.data.Dataset.counter(dtype=tf.int64)
+    ds = tf.data.Dataset.counter(start=int(start_index), dtype=tf.int64)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=config.deterministic)
     ds = ds.batch(batch, drop_remainder=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)

@@ -225,3 +225,51 @@ class GanCompressCodec(TestCodec):
 
     def to_json(self) -> dict:
         return {**super().to_json(), "command": self.command, "model": self.model}
+
+
+class InProcessCodec(TestCodec):
+    """A gan_compress model through the Python API in this process (one model load for a whole
+    sweep instead of one per file). It writes and reads real `.gcv` files with the same
+    `Codec.compress_video` / `decompress_video` calls the CLI makes, so bytes and decodes equal
+    the CLI's (tests/test_same_network_everywhere.py)."""
+
+    def __init__(self, model: str, name: str | None = None):
+        self.model = model
+        self.name = name or Path(model).name
+        self.label = f"gan_compress {self.name}"
+        self.setting = f"gan_compress.load({model!r}) in-process"
+        self._codec = None
+
+    def codec(self):
+        if self._codec is None:
+            from gan_compress import api
+
+            self._codec = api.load(self.model)
+        return self._codec
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            self.codec()
+        except Exception as e:  # noqa: BLE001 - reported as the reason it is skipped
+            return False, f"{self.model}: {e}"
+        return True, ""
+
+    def qualities(self) -> list[int] | None:
+        return list(range(1, self.codec().num_qualities + 1))
+
+    def encode_image(self, png: Path, quality: int, out_dir: Path) -> Encoded:
+        out = Path(out_dir) / f"{png.stem}.{self.name}.q{quality}.gcv"
+        t0 = time.perf_counter()
+        self.codec().compress_video(str(png), str(out), quality=quality)
+        return Encoded(out, os.path.getsize(out),
+                       [f"gan-compress encode {png} {out} --quality {quality} "
+                        f"--model {self.model}"], time.perf_counter() - t0)
+
+    def decode_image(self, encoded: Encoded, out_png: Path) -> Decoded:
+        t0 = time.perf_counter()
+        self.codec().decompress_video(str(encoded.path), str(out_png))
+        return Decoded(out_png, [f"gan-compress decode {encoded.path} {out_png}"],
+                       time.perf_counter() - t0)
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "model": self.model}

@@ -10,6 +10,40 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 
+class GDN(tf.keras.layers.Layer):
+    """Simplified generalized divisive normalization (Johnston et al. 2019), or its inverse.
+
+    `y_c = x_c / (beta_c + sum_j gamma_jc |x_j|)`; the inverse multiplies instead of dividing.
+    `[B, H, W, C] -> [B, H, W, C]`. beta and gamma use TFC's `GDNParameter` reparameterization
+    (bounded below, well-conditioned gradients near zero).
+
+    Why not `tfc.GDN`: its `call` picks its branch with `self.alpha == 1` on a tensor, which is
+    an element-wise comparison (-> `abs(x)`) when TF's tensor equality is on and an identity
+    comparison (-> the signed `x ** alpha`) when it is off. Whether it is on depended on how the
+    process was started (`absl.app.run` or not), so the trained, exported and CLI networks
+    differed. This layer always uses `|x|` and contains no data-dependent branch.
+    """
+
+    def __init__(self, inverse: bool = False, gamma_init: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.inverse = bool(inverse)
+        self.gamma_init = float(gamma_init)
+
+    def build(self, input_shape):
+        c = int(input_shape[-1])
+        self.beta_parameter = tfc.GDNParameter(tf.ones([c]), name="beta", minimum=1e-6)
+        self.gamma_parameter = tfc.GDNParameter(
+            self.gamma_init * tf.eye(c), name="gamma", minimum=0.0
+        )
+        super().build(input_shape)
+
+    def call(self, x):
+        beta = tf.cast(self.beta_parameter(), x.dtype)
+        gamma = tf.cast(self.gamma_parameter(), x.dtype)
+        norm = tf.nn.bias_add(tf.nn.conv2d(tf.abs(x), gamma[None, None], 1, "VALID"), beta)
+        return x * norm if self.inverse else x / norm
+
+
 class AnalysisDownStage(tf.keras.layers.Layer):
     """Stride-2 convolution followed by GDN (Balle et al. 2016) or ReLU.
 
@@ -20,7 +54,7 @@ class AnalysisDownStage(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.conv = tf.keras.layers.Conv2D(filters, kernel_size, strides=2, padding="same")
         if activation == "gdn":
-            self.act = tfc.GDN(inverse=False, name="gdn")
+            self.act = GDN(inverse=False, name="gdn")
         elif activation == "relu":
             self.act = tf.keras.layers.ReLU()
         else:
@@ -43,7 +77,7 @@ class SynthesisUpStage(tf.keras.layers.Layer):
             filters, kernel_size, strides=2, padding="same"
         )
         if activation == "igdn":
-            self.act = tfc.GDN(inverse=True, name="igdn")
+            self.act = GDN(inverse=True, name="igdn")
         elif activation == "relu":
             self.act = tf.keras.layers.ReLU()
         else:

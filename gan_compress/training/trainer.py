@@ -23,6 +23,7 @@ import shutil
 import time
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -34,6 +35,31 @@ from gan_compress.models.iframe import IFrameCodec
 from gan_compress.training.strategy import is_chief, worker_id
 
 CONFIG_NAME = "config.json"
+VALIDATION_LOG = "validation.jsonl"
+
+
+def load_validation_images(cfg: Config):
+    """`[N, S, S, 3]` float32 centre crops (S = train.validation_crop) of the first
+    `train.validation_images` held-out images, or None when there are none."""
+    from gan_compress.data.pipeline import validation_files
+    from gan_compress.io import read_image
+
+    try:
+        files = validation_files(cfg.data)[: cfg.train.validation_images]
+    except FileNotFoundError:
+        return None
+    s = cfg.train.validation_crop
+    crops = []
+    for path in files:
+        img = read_image(path)
+        h, w = img.shape[:2]
+        if min(h, w) < s:
+            continue
+        y0, x0 = (h - s) // 2, (w - s) // 2
+        crops.append(img[y0:y0 + s, x0:x0 + s])
+    if not crops:
+        return None
+    return tf.constant(np.stack(crops), tf.float32) / 255.0
 
 
 class NonFiniteLossError(RuntimeError):
@@ -88,12 +114,18 @@ class Trainer:
                     [decay_step * per_step], [lr, lr * 0.1]
                 )
 
-            self.opt_t = tf.keras.optimizers.Adam(sched(tc.lr), name="opt_transforms")
+            lr_t = sched(tc.lr)
+            if tc.warmup_steps > 0:
+                lr_t = _Warmup(lr_t, tc.warmup_steps)
+            self.opt_t = tf.keras.optimizers.Adam(lr_t, name="opt_transforms")
             self.opt_e = tf.keras.optimizers.Adam(sched(tc.entropy_lr), name="opt_entropy")
             self.opt_d = tf.keras.optimizers.Adam(
                 sched(tc.disc_lr, tc.d_steps_per_g), beta_1=0.5, name="opt_disc"
             )
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            # training wall time summed over all runs of this model_dir (for learning curves)
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                             name="train_seconds")
             groups = self.model.variable_groups()
             self.groups = {
                 "transforms": groups["transforms"],
@@ -110,12 +142,13 @@ class Trainer:
                 raise ValueError("loss.perceptual_weight > 0 needs loss.perceptual_weights_path")
             self.perceptual = losses.PerceptualLoss(cfg.loss.perceptual_weights_path)
         self.ckpt = tf.train.Checkpoint(
-            step=self.step, model=self.model, disc=self.disc,
+            step=self.step, train_seconds=self.train_seconds, model=self.model, disc=self.disc,
             opt_t=self.opt_t, opt_e=self.opt_e, opt_d=self.opt_d,
         )
         self.manager = tf.train.CheckpointManager(
             self.ckpt, self.ckpt_dir, max_to_keep=tc.keep_checkpoints
         )
+        self._val_images = None
         self._restore(init_from)
 
     # -- set-up checks ------------------------------------------------------------------------
@@ -164,6 +197,15 @@ class Trainer:
 
     # -- the step -----------------------------------------------------------------------------
 
+    def _generator_variables(self):
+        """(transform variables, entropy variables) the generator update trains."""
+        if self.cfg.train.stage == "gan" and self.cfg.train.gan_trainable == "synthesis":
+            return list(self.model.synthesis.trainable_variables), []
+        if self.cfg.train.gan_trainable not in ("synthesis", "all"):
+            raise ValueError(f"train.gan_trainable must be synthesis|all, "
+                             f"got {self.cfg.train.gan_trainable!r}")
+        return self.groups["transforms"], self.groups["entropy"]
+
     def _per_replica_step(self, clip):
         cfg, lc = self.cfg, self.cfg.loss
         gan = cfg.train.stage == "gan"
@@ -178,7 +220,12 @@ class Trainer:
             per = losses.rate_weight(out.bpp, q, cfg.model, lc) * out.bpp
             per += lc.mse_weight * lam * mse
             ps = losses.perceptual_scale(q, cfg.model)
+            x_clip = losses.clip_st(out.x_hat)
             metrics = {"bpp": out.bpp, "mse": mse, "psnr": losses.psnr(x, out.x_hat)}
+            if lc.range_weight > 0:
+                rng = losses.out_of_range(out.x_hat)
+                per += lc.range_weight * lam * rng
+                metrics["out_of_range"] = rng
             if lc.msssim_weight > 0:
                 ms = losses.msssim_loss(x, out.x_hat)
                 per += lc.msssim_weight * ps * ms
@@ -188,25 +235,30 @@ class Trainer:
                 per += lc.perceptual_weight * ps * pl
                 metrics["perceptual"] = pl
             if gan:
-                fake = self.disc(out.x_hat, out.y_hat, training=False)
+                # the discriminator judges exactly what the decoder outputs (clipped to
+                # [0, 1]) in both updates; the range penalty keeps the raw output in range
+                fake = self.disc(x_clip, out.y_hat, training=False)
                 real = self.disc(x, out.y_hat, training=False)
                 adv = losses.generator_adversarial_loss(lc.gan_loss, fake.logits)
                 fm = losses.feature_matching_loss(real.features, fake.features)
-                per += ps * (lc.gan_weight * adv + lc.feature_matching_weight * fm)
+                gs = ps if lc.gan_scaling == "lambda" else tf.ones_like(ps)
+                per += gs * (lc.gan_weight * adv + lc.feature_matching_weight * fm)
                 metrics["g_adv"] = adv
                 metrics["feature_matching"] = fm
-            loss = tf.debugging.check_numerics(tf.reduce_sum(per) / gb, "generator loss")
-        tv = self.groups["transforms"] + self.groups["entropy"]
-        grads = _sum_over_replicas(tape.gradient(loss, tv))
-        nt = len(self.groups["transforms"])
-        gt, _ = tf.clip_by_global_norm(grads[:nt], cfg.train.grad_clip_norm)
-        self.opt_t.apply_gradients(zip(gt, self.groups["transforms"], strict=True),
-                                   skip_gradients_aggregation=True)
-        self.opt_e.apply_gradients(zip(grads[nt:], self.groups["entropy"], strict=True),
-                                   skip_gradients_aggregation=True)
+            norm = ps ** cfg.train.loss_normalization
+            loss = tf.debugging.check_numerics(
+                tf.reduce_sum(per / norm) / gb, "generator loss")
+        tvars, evars = self._generator_variables()
+        grads = _sum_over_replicas(tape.gradient(loss, tvars + evars))
+        nt = len(tvars)
+        gt = _clip(grads[:nt], cfg.train.grad_clip_norm)
+        self.opt_t.apply_gradients(zip(gt, tvars, strict=True), skip_gradients_aggregation=True)
+        if evars:
+            self.opt_e.apply_gradients(zip(grads[nt:], evars, strict=True),
+                                       skip_gradients_aggregation=True)
         metrics["loss"] = per
         if gan:
-            x_fake = tf.stop_gradient(tf.clip_by_value(out.x_hat, 0.0, 1.0))
+            x_fake = tf.stop_gradient(x_clip)
             y_hat = tf.stop_gradient(out.y_hat)
             for _ in range(cfg.train.d_steps_per_g):
                 d_per, d_real, d_fake = self._disc_update(x, x_fake, y_hat, gb)
@@ -229,7 +281,7 @@ class Trainer:
                 d_per += 0.5 * lc.r1_weight * losses.gradient_penalty(disc_fn, x, x_fake, "r1")
             d_loss = tf.debugging.check_numerics(tf.reduce_sum(d_per) / gb, "discriminator loss")
         grads = _sum_over_replicas(tape.gradient(d_loss, self.groups["discriminator"]))
-        grads, _ = tf.clip_by_global_norm(grads, self.cfg.train.grad_clip_norm)
+        grads = _clip(grads, self.cfg.train.grad_clip_norm)
         self.opt_d.apply_gradients(zip(grads, self.groups["discriminator"], strict=True),
                                    skip_gradients_aggregation=True)
         mean_logit = lambda t: tf.reduce_mean(t, axis=[1, 2, 3])  # noqa: E731
@@ -248,9 +300,15 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
 
     def make_dataset(self):
-        return self.strategy.distribute_datasets_from_function(
-            lambda ctx: build_inputs(self.cfg.data, ctx)
-        )
+        """The distributed input stream, continued from the current step: element indexes
+        already consumed by earlier runs of this model_dir are skipped, not replayed."""
+        step = int(self.step.numpy())
+
+        def fn(ctx):
+            start = step * self.cfg.data.batch_size // max(1, ctx.num_input_pipelines)
+            return build_inputs(self.cfg.data, ctx, start_index=start)
+
+        return self.strategy.distribute_datasets_from_function(fn)
 
     def train(self, steps: int | None = None, dataset=None) -> TrainResult:
         """Trains until the step counter reaches `steps` (default: config.train.steps)."""
@@ -267,6 +325,7 @@ class Trainer:
         )
         t0 = time.time()
         t_log, s_log = t0, start
+        t_seg = t0
         metrics: dict = {}
         sps = 0.0
         with writer.as_default():
@@ -301,11 +360,60 @@ class Trainer:
                     )
                 if tc.image_every and step % tc.image_every == 0 and self.chief:
                     self._image_summary(clip, step)
+                now = time.time()
+                self.train_seconds.assign_add(now - t_seg)
+                t_seg = now
                 if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == total:
                     self.manager.save(checkpoint_number=step)
+                if self.chief and tc.validate_every and (
+                        step % tc.validate_every == 0 or step == total):
+                    self.validate(step)
+                    t_seg = time.time()  # validation time is not training time
         if not self.chief:
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         return TrainResult(int(self.step.numpy()), sps, metrics)
+
+    def validate(self, step: int) -> list[dict]:
+        """Held-out figures per quality level: rate from the entropy models (rounded latents),
+        PSNR and MS-SSIM of the reconstruction rounded to uint8, on centre crops of the
+        validation images (never trained on). Logged to the console and TensorBoard, and
+        appended to `<model_dir>/validation.jsonl` (one line per quality) for learning curves.
+        """
+        if self._val_images is None:
+            self._val_images = load_validation_images(self.cfg)
+        if self._val_images is None:
+            return []
+        x = self._val_images
+        rows = []
+        for qi in range(self.cfg.model.num_qualities):
+            bpp, psnr, msssim = [], [], []
+            for i in range(0, int(x.shape[0]), 4):
+                b, p, m = self._val_step(x[i:i + 4], tf.constant(qi, tf.int32))
+                bpp.append(b.numpy())
+                psnr.append(p.numpy())
+                msssim.append(m.numpy())
+            row = {
+                "step": int(step), "train_seconds": round(float(self.train_seconds.numpy()), 1),
+                "quality": qi + 1, "bpp": float(np.mean(np.concatenate(bpp))),
+                "psnr": float(np.mean(np.concatenate(psnr))),
+                "msssim": float(np.mean(np.concatenate(msssim))),
+            }
+            rows.append(row)
+            for k in ("bpp", "psnr", "msssim"):
+                tf.summary.scalar(f"validation/q{qi + 1}/{k}", row[k], step=step)
+        logging.info("validation at step %d (%d held-out crops): %s", step, int(x.shape[0]),
+                     "  ".join(f"q{r['quality']} {r['bpp']:.3f}bpp {r['psnr']:.2f}dB"
+                               for r in rows))
+        with open(os.path.join(self.model_dir, VALIDATION_LOG), "a") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        return rows
+
+    @tf.function(reduce_retracing=True)
+    def _val_step(self, xb, qi):
+        out = self.model(xb, tf.fill([tf.shape(xb)[0]], qi), training=False)
+        x_hat = tf.round(tf.clip_by_value(out.x_hat, 0.0, 1.0) * 255.0) / 255.0
+        return out.bpp, losses.psnr(xb, x_hat), tf.image.ssim_multiscale(xb, x_hat, 1.0)
 
     def _image_summary(self, clip, step):
         x = self.strategy.experimental_local_results(clip)[0][:2, 0]
@@ -314,6 +422,27 @@ class Trainer:
         tf.summary.image("original", x, step=step, max_outputs=2)
         tf.summary.image("reconstruction", tf.clip_by_value(out.x_hat, 0.0, 1.0), step=step,
                          max_outputs=2)
+
+
+class _Warmup(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 over `steps` optimizer steps, then `schedule`."""
+
+    def __init__(self, schedule, steps: int):
+        self.schedule, self.steps = schedule, int(steps)
+
+    def __call__(self, step):
+        frac = tf.minimum(1.0, (tf.cast(step, tf.float32) + 1.0) / float(self.steps))
+        return frac * self.schedule(step)
+
+    def get_config(self):
+        return {"steps": self.steps}
+
+
+def _clip(grads, norm):
+    """Global-norm clipping; norm <= 0 leaves the gradients alone."""
+    if norm and norm > 0:
+        grads, _ = tf.clip_by_global_norm(grads, norm)
+    return grads
 
 
 def _sum_over_replicas(grads):

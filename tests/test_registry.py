@@ -1,0 +1,127 @@
+"""Shipped models: the registry, float16 storage, fingerprints and model look-up by stream."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import synthetic_rgb
+
+from gan_compress import api, registry
+
+
+@pytest.fixture()
+def shipped_dir(tiny_codec, tmp_path, monkeypatch):
+    """A models folder holding the tiny model shipped as `tiny-a`; the registry points at it."""
+    root = tmp_path / "models"
+    root.mkdir()
+    api.save_shipped_model(tiny_codec._model, tiny_codec.config, str(root / "tiny-a"), "# card")
+    monkeypatch.setattr(registry, "MODELS_DIR", str(root))
+    monkeypatch.setattr(registry, "DEFAULT_MODEL", "tiny-a")
+    return root
+
+
+def test_a_shipped_model_loads_by_name_with_the_fingerprint_it_records(shipped_dir):
+    codec = api.load("tiny-a")
+    assert codec.name == "tiny-a"
+    with open(shipped_dir / "tiny-a" / registry.FINGERPRINT_NAME) as f:
+        assert codec.fingerprint.hex() == f.read().strip()
+    assert api.load().fingerprint == codec.fingerprint  # the default
+    with np.load(shipped_dir / "tiny-a" / api.SHIPPED_WEIGHTS) as d:
+        assert all(d[k].dtype == np.float16 for k in d.files)
+
+
+def test_float16_storage_changes_the_weights_by_at_most_float16_rounding(shipped_dir,
+                                                                         tiny_codec):
+    codec = api.load("tiny-a")
+    for a, b in zip(tiny_codec._model.trainable_variables, codec._model.trainable_variables,
+                    strict=True):
+        np.testing.assert_array_equal(a.numpy().astype(np.float16).astype(np.float32), b.numpy())
+
+
+def test_decode_finds_the_shipped_model_from_the_streams_fingerprint(shipped_dir, tmp_path):
+    codec = api.load("tiny-a")
+    gcv = tmp_path / "x.gcv"
+    gcv.write_bytes(codec.compress_image(synthetic_rgb(0, 48, 80), quality=2))
+    found = api.load_for_stream(str(gcv))
+    assert found.fingerprint == codec.fingerprint and found.name == "tiny-a"
+
+
+def test_a_stream_of_an_unknown_model_is_refused_naming_file_and_models(shipped_dir, tmp_path,
+                                                                        tiny_codec):
+    gcv = tmp_path / "other.gcv"
+    gcv.write_bytes(tiny_codec.compress_image(synthetic_rgb(0, 48, 80), quality=2))
+    # tiny_codec's float32 weights differ from the float16-rounded shipped copy
+    with pytest.raises(api.ModelLoadError) as e:
+        api.load_for_stream(str(gcv))
+    assert str(gcv) in str(e.value) and "tiny-a" in str(e.value)
+
+
+def test_an_unknown_model_name_is_refused_listing_the_shipped_ones(shipped_dir):
+    with pytest.raises(api.ModelLoadError, match="tiny-a"):
+        api.load("no-such-model")
+
+
+def test_the_repository_ships_small_mse_and_small_gan_within_20_mb():
+    models = registry.shipped_models()
+    assert {"small-mse", "small-gan"} <= set(models)
+    assert registry.DEFAULT_MODEL == "small-gan"
+    total = 0
+    for path in models.values():
+        for name in os.listdir(path):
+            total += os.path.getsize(os.path.join(path, name))
+        assert os.path.exists(os.path.join(path, "MODEL_CARD.md"))
+        assert registry.shipped_fingerprint(path)
+    assert total <= 20 * 2**20, total
+
+
+@pytest.mark.slow
+def test_each_shipped_models_weights_hash_to_its_recorded_fingerprint():
+    for name, path in registry.shipped_models().items():
+        codec = api.load(name)
+        assert codec.fingerprint.hex() == registry.shipped_fingerprint(path), name
+
+
+def _cli(capsys, *argv):
+    from gan_compress import cli
+
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_decode_without_model_uses_the_shipped_model_the_stream_names(
+        shipped_dir, tmp_path, capsys):
+    codec = api.load("tiny-a")
+    gcv = tmp_path / "x.gcv"
+    gcv.write_bytes(codec.compress_image(synthetic_rgb(0, 48, 80), quality=2))
+    code, _, err = _cli(capsys, "decode", gcv, tmp_path / "x.png", "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "x.png").exists()
+    code, out, _ = _cli(capsys, "info", gcv)
+    assert code == 0 and "shipped model tiny-a" in out
+
+
+def test_cli_decode_of_an_unknown_models_stream_is_refused_in_one_line(
+        shipped_dir, tmp_path, capsys, tiny_codec):
+    gcv = tmp_path / "y.gcv"
+    gcv.write_bytes(tiny_codec.compress_image(synthetic_rgb(0, 48, 80), quality=2))
+    code, out, err = _cli(capsys, "decode", gcv, tmp_path / "y.png")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert str(gcv) in err and "tiny-a" in err and "--model" in err
+    assert not (tmp_path / "y.png").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "no-such-model"], "no-such-model: model not found"),
+    (["--quality", "7"], "--quality must be in 1..6, got 7"),
+])
+def test_cli_encode_refuses_a_bad_model_or_quality_before_loading(
+        shipped_dir, tmp_path, capsys, monkeypatch, small_y4m, args, needle):
+    from gan_compress import cli
+
+    monkeypatch.setattr(cli, "_load_codec", lambda m: pytest.fail("model was loaded"))
+    code, _, err = _cli(capsys, "encode", small_y4m, tmp_path / "o.gcv", *args)
+    assert code == 2 and needle in err, err
+    assert not (tmp_path / "o.gcv").exists()

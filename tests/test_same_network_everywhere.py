@@ -1,0 +1,133 @@
+"""The trained, exported and CLI/API networks are the same function.
+
+TFC's GDN chose its branch with a tensor comparison whose meaning depended on how the process
+was started, so a model ran the signed `x ** alpha` under `absl.app.run` (train.py, export.py)
+and `abs(x)` in the argparse CLI or a plain script. These tests run the same weights in a
+process started under `absl.app.run` and in one that is not, through the model, the export and
+the CLI, and require identical results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import REPO, synthetic_rgb
+
+PROBE = textwrap.dedent(
+    """
+    import hashlib, sys
+    import numpy as np
+
+    def main(argv=None):
+        import tensorflow as tf
+        import gan_compress
+        sys.path.insert(0, TESTS_DIR)
+        from conftest import synthetic_rgb
+
+        codec = gan_compress.load(MODEL_DIR)
+        rgb = synthetic_rgb(0, 64, 96)
+        x = tf.constant(rgb[None], tf.float32) / 255.0
+        out = codec._model(x, tf.constant([2]), training=False)
+        h = hashlib.sha256(out.x_hat.numpy().tobytes()).hexdigest()
+        data = codec.compress_image(rgb, quality=3)
+        back = codec.decompress_image(data)
+        print("RESULT", h, hashlib.sha256(data).hexdigest(),
+              hashlib.sha256(back.tobytes()).hexdigest())
+
+    if "--under_absl" in sys.argv:
+        from absl import app
+        app.run(main, argv=[sys.argv[0]])
+    else:
+        main()
+    """
+)
+
+
+def _probe(model_dir: str, under_absl: bool) -> list[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    code = f"MODEL_DIR = {model_dir!r}\nTESTS_DIR = {str(REPO / 'tests')!r}\n" + PROBE
+    args = [sys.executable, "-c", code] + (["--under_absl"] if under_absl else [])
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=str(REPO),
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT"))
+    return line.split()[1:]
+
+
+@pytest.mark.slow
+def test_the_model_computes_the_same_function_under_absl_app_run_and_without(tiny_model_dir):
+    plain = _probe(tiny_model_dir, under_absl=False)
+    absl = _probe(tiny_model_dir, under_absl=True)
+    assert plain == absl  # reconstruction, bitstream and decoded frame
+
+
+def test_gdn_has_no_signed_power_and_uses_the_absolute_value():
+    import tensorflow as tf
+
+    from gan_compress.layers.blocks import GDN
+
+    layer = GDN()
+    x = tf.constant([[[[-2.0, 1.0]]]])
+    layer.build(x.shape)
+    beta = layer.beta_parameter().numpy()
+    gamma = layer.gamma_parameter().numpy()
+    expected = x.numpy() / (beta + np.abs(x.numpy()) @ gamma)
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-6)
+    graph = tf.function(layer).get_concrete_function(x).graph.as_graph_def()
+    ops = {node.op for node in graph.node}
+    assert "Pow" not in ops and "Abs" in ops and "If" not in ops and "StatelessIf" not in ops
+
+
+@pytest.mark.slow
+def test_export_py_under_absl_codes_exactly_like_the_api_in_this_process(
+        tiny_model_dir, tiny_codec, tmp_path):
+    import gan_compress
+
+    base = str(tmp_path / "export")
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "export.py"), f"--model_dir={tiny_model_dir}",
+         f"--export_dir={base}", "--kind=codec"],
+        capture_output=True, text=True, env=env, cwd=str(REPO), timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    exported = gan_compress.load(base)
+    assert exported.fingerprint == tiny_codec.fingerprint
+    rgb = synthetic_rgb(1, 64, 96)
+    data = tiny_codec.compress_image(rgb, quality=2)
+    assert exported.compress_image(rgb, quality=2) == data
+    np.testing.assert_array_equal(exported.decompress_image(data),
+                                  tiny_codec.decompress_image(data))
+
+
+@pytest.mark.slow
+def test_the_cli_encodes_exactly_like_a_process_under_absl(tiny_model_dir, tmp_path):
+    from conftest import write_synthetic_y4m
+
+    y4m = write_synthetic_y4m(str(tmp_path / "in.y4m"), 1, width=96, height=64)
+    out = str(tmp_path / "cli.gcv")
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-m", "gan_compress", "encode", y4m, out, "--model", tiny_model_dir,
+         "--quality", "3", "--quiet"],
+        capture_output=True, text=True, env=env, cwd=str(REPO), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    code = textwrap.dedent(f"""
+        import sys
+        from absl import app
+        def main(argv):
+            import gan_compress
+            gan_compress.load({tiny_model_dir!r}).compress_video({y4m!r}, {out + '.absl'!r},
+                                                                   quality=3)
+        app.run(main, argv=[sys.argv[0]])
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=str(REPO), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out, "rb") as a, open(out + ".absl", "rb") as b:
+        assert hashlib.sha256(a.read()).digest() == hashlib.sha256(b.read()).digest()

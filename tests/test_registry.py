@@ -11,12 +11,17 @@ from conftest import synthetic_rgb
 from gan_compress import api, registry
 
 
-@pytest.fixture()
-def shipped_dir(tiny_codec, tmp_path, monkeypatch):
-    """A models folder holding the tiny model shipped as `tiny-a`; the registry points at it."""
-    root = tmp_path / "models"
-    root.mkdir()
+@pytest.fixture(scope="module")
+def _shipped_root(tiny_codec, tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
     api.save_shipped_model(tiny_codec._model, tiny_codec.config, str(root / "tiny-a"), "# card")
+    return root
+
+
+@pytest.fixture()
+def shipped_dir(_shipped_root, monkeypatch):
+    """A models folder holding the tiny model shipped as `tiny-a`; the registry points at it."""
+    root = _shipped_root
     monkeypatch.setattr(registry, "MODELS_DIR", str(root))
     monkeypatch.setattr(registry, "DEFAULT_MODEL", "tiny-a")
     return root

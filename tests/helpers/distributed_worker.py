@@ -103,7 +103,9 @@ def main(argv=None) -> None:
     stages = args.stages.split(",")
     previous, weights, trainer = None, None, None
     for i, stage in enumerate(stages):
-        cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, stage=stage))
+        # gan_trainable=all: both stages update every codec variable, which the test checks
+        cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, stage=stage,
+                                                                   gan_trainable="all"))
         model_dir = os.path.join(args.model_dir, stage)
         trainer = Trainer(cfg, model_dir, strategy=strategy, init_from=previous)
         if i == 0:

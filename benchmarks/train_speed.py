@@ -38,8 +38,11 @@ def measure(preset: str, stage: str, batch: int, crop: int, steps: int,
         tf.keras.mixed_precision.set_global_policy("float32")
 
 
+_OVERRIDES: list[str] = []  # --config section.field=value, applied to the preset
+
+
 def _measure(preset: str, stage: str, batch: int, crop: int, steps: int) -> float:
-    cfg = configs.get_preset(preset)
+    cfg = configs.override(configs.get_preset(preset), _OVERRIDES)
     cfg = dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, batch_size=batch, crop_size=crop),
@@ -100,9 +103,13 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--precisions", default="float32,mixed_bfloat16",
                    help="comma-separated Keras policies, measured in this order")
+    p.add_argument("--config", action="append", default=[],
+                   help="section.field=value override of the preset (repeatable), e.g. "
+                        "model.upsample=subpixel")
     p.add_argument("--ops_only", action="store_true",
                    help="only the per-op probe (conv and transposed conv, both precisions)")
     args = p.parse_args(argv)
+    _OVERRIDES[:] = args.config
     logging.set_verbosity(logging.WARNING)
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
     print(f"per-op probe (fwd+bwd, [8,64,64,96], 5x5 stride 2; TF_ENABLE_ONEDNN_OPTS={onednn})")

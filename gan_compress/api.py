@@ -33,6 +33,31 @@ from gan_compress.configs import Config
 
 CONFIG_NAME = "config.json"
 
+# Largest frame the codec encodes or decodes (width * height; `gan_compress.io`'s limit).
+# Decoding a frame this size takes a few GB of activations; a file that declares more is
+# refused before anything is allocated.
+MAX_FRAME_PIXELS = gio.MAX_FRAME_PIXELS
+# Geometry of the I-frame codec (`gan_compress.models.iframe`: y is 16x down, z 64x, frames are
+# padded to a multiple of 64). Repeated here so checks run before TensorFlow is imported; a
+# test asserts they match the model.
+LATENT_STRIDE, HYPER_STRIDE = 16, 64
+
+
+def packet_shapes(height: int, width: int) -> tuple[tuple[int, int], ...]:
+    """The shapes an I-frame packet of a `height` x `width` frame records: image, y, z."""
+    ph = -(-height // HYPER_STRIDE) * HYPER_STRIDE
+    pw = -(-width // HYPER_STRIDE) * HYPER_STRIDE
+    return ((height, width), (ph // LATENT_STRIDE, pw // LATENT_STRIDE),
+            (ph // HYPER_STRIDE, pw // HYPER_STRIDE))
+
+
+def check_frame_size(path: str, width: int, height: int) -> None:
+    """Raises `AbsurdDimensionsError` naming `path` if a frame is above `MAX_FRAME_PIXELS`."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise bs.AbsurdDimensionsError(
+            path, f"frame size {width}x{height} is above the codec's maximum of "
+                  f"{MAX_FRAME_PIXELS:,} pixels (4096x4096)")
+
 
 class ModelLoadError(ValueError):
     """The model path is missing or not a gan_compress model; the message names the path."""
@@ -69,6 +94,31 @@ def _progress(total: int | None, desc: str, enabled: bool):
 
     return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False,
                 dynamic_ncols=True)
+
+
+def check_packet(packet: bs.FramePacket, header: bs.SequenceHeader | None,
+                 path: str = "<stream>") -> None:
+    """Checks an I-frame packet's type and shapes against the sequence header (`packet_shapes`
+    of the header's frame size, at most `MAX_FRAME_PIXELS`) without TensorFlow; raises
+    `MalformedError` naming `path` and the frame."""
+    def bad(problem: str) -> bs.BitstreamError:
+        return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
+
+    if packet.frame_type != bs.FrameType.I:
+        raise bad(f"frame type {packet.frame_type.name} is not supported by the I-frame codec")
+    if len(packet.shapes) != 3 or len(packet.strings) != 2 or any(
+            len(s) != 2 for s in packet.shapes):
+        raise bad("malformed I-frame packet (expected 3 shapes of rank 2 and 2 strings)")
+    h, w = packet.shapes[0]
+    if header is not None and (h, w) != (header.height, header.width):
+        raise bad(f"the packet's frame size {w}x{h} differs from the sequence header's "
+                  f"{header.width}x{header.height}")
+    if h < 1 or w < 1:
+        raise bad(f"empty frame size {w}x{h}")
+    check_frame_size(path, w, h)
+    if tuple(packet.shapes) != packet_shapes(h, w):
+        raise bad(f"latent shapes {packet.shapes[1:]} do not match a {w}x{h} frame "
+                  f"(expected {packet_shapes(h, w)[1:]})")
 
 
 class Codec:
@@ -110,18 +160,34 @@ class Codec:
             strings=(bytes(c.y_strings.numpy()[0]), bytes(c.z_strings.numpy()[0])),
         )
 
-    def decode_packet(self, packet: bs.FramePacket) -> np.ndarray:
-        """An I-frame packet -> `[H, W, 3]` uint8."""
-        if packet.frame_type != bs.FrameType.I:
-            raise ValueError(f"frame {packet.frame_index}: frame type "
-                             f"{packet.frame_type.name} is not supported by model {self.name}")
-        if len(packet.shapes) != 3 or len(packet.strings) != 2:
-            raise ValueError(f"frame {packet.frame_index}: malformed I-frame packet")
+    def decode_packet(self, packet: bs.FramePacket, header: bs.SequenceHeader | None = None,
+                      path: str = "<stream>") -> np.ndarray:
+        """An I-frame packet -> `[H, W, 3]` uint8.
+
+        Everything the packet declares is checked before decoding: the frame type, the quality
+        against this model's levels, and the shapes against those the header's frame size
+        implies (`packet_shapes`); so a crafted packet cannot make the decoder allocate or run
+        for longer than a real frame of the header's size. Raises `BitstreamError` naming
+        `path` and the frame for any bad packet, including corrupt entropy-coded data.
+        """
+        check_packet(packet, header, path)
+
+        def bad(problem: str) -> bs.BitstreamError:
+            return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
+
         h, w = packet.shapes[0]
-        quality = self.check_quality(packet.quality)
-        out = self._decompress(np.array([packet.strings[0]], object),
-                               np.array([packet.strings[1]], object),
-                               np.array([h, w], np.int32), np.int32(quality))
+        if not 1 <= packet.quality <= self.num_qualities:
+            raise bad(f"quality {packet.quality} is outside model {self.name}'s "
+                      f"1..{self.num_qualities}")
+        import tensorflow as tf
+
+        try:
+            out = self._decompress(np.array([packet.strings[0]], object),
+                                   np.array([packet.strings[1]], object),
+                                   np.array([h, w], np.int32), np.int32(packet.quality))
+        except tf.errors.OpError as e:
+            first = (e.message or str(e)).strip().splitlines()[0][:120]
+            raise bad(f"corrupt entropy-coded data ({first})") from None
         return out.numpy()[0]
 
     # -- files ------------------------------------------------------------------------------------
@@ -150,6 +216,7 @@ class Codec:
         t0 = time.perf_counter()
         with gio.open_video(input_path, **(raw_options or {})) as reader:
             info = reader.info
+            check_frame_size(input_path, info.width, info.height)
             total = min(x for x in (info.num_frames, frames) if x is not None) if (
                 info.num_frames or frames) else None
             n = 0
@@ -169,8 +236,10 @@ class Codec:
     def iter_decoded(self, input_path: str) -> Iterator[np.ndarray]:
         """Streams decoded RGB frames `[H, W, 3]` uint8 of a `.gcv` file."""
         with bs.ContainerReader(input_path, expected_fingerprint=self.fingerprint) as reader:
+            header = reader.header
+            check_frame_size(input_path, header.width, header.height)
             for packet in reader:
-                yield self.decode_packet(packet)
+                yield self.decode_packet(packet, header, input_path)
 
     def read_header(self, input_path: str) -> bs.SequenceHeader:
         with bs.ContainerReader(input_path, expected_fingerprint=self.fingerprint) as reader:
@@ -212,16 +281,7 @@ class Codec:
                     yield rgb
 
             kwargs = {"crf": 12} if lower.endswith((".mkv", ".mp4")) else {}
-            try:
-                n = gio.write_video(out, frames(), info, **kwargs)
-            except BaseException:
-                if out.lower().endswith(".png"):
-                    # Each PNG is written atomically but the set is not: remove the frames
-                    # already written, so a failed or interrupted decode leaves no output.
-                    for i in range(1, decoded + 1):
-                        with contextlib.suppress(FileNotFoundError, TypeError, ValueError):
-                            os.unlink(out % i)
-                raise
+            n = gio.write_video(out, frames(), info, **kwargs)  # atomic, PNG sets included
         return EncodeStats(n, os.path.getsize(input_path), header.width, header.height, fps,
                            time.perf_counter() - t0)
 
@@ -232,6 +292,8 @@ class Codec:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"image must be [H, W, 3] uint8, got {rgb.shape} {rgb.dtype}")
         h, w = rgb.shape[:2]
+        check_frame_size("<array>" if not isinstance(image, str | os.PathLike) else
+                         os.fspath(image), w, h)
         info = gio.VideoInfo(path="<array>", width=w, height=h, fps=fractions.Fraction(1),
                              num_frames=1, pix_fmt="rgb24", color=gio.ColorSpec.for_size(w, h))
         with tempfile.TemporaryDirectory() as d:

@@ -7,14 +7,19 @@
   gan-compress demo [--model DIR] [--out DIR]     (Quick start: the sample clip vs x264)
 
 Errors print one line on stderr and exit with code 2; no traceback, no partial output
-(every writer is temp-file-and-rename).
+(every writer is temp-file-and-rename, a PNG sequence appears all at once). An existing output
+is refused unless `-y/--overwrite` is given (`-n` never overwrites); the output may never be the
+input. SIGINT exits 130 and SIGTERM 143, both with nothing written. TensorFlow's log lines are
+hidden unless `--verbose`.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import signal
 import sys
 
 EXIT_USAGE = 2
@@ -22,6 +27,19 @@ EXIT_USAGE = 2
 
 class CLIError(Exception):
     """A user-facing error: printed without a traceback, exit code 2."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, unwinding like KeyboardInterrupt (exit 143)."""
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-y", "--overwrite", action="store_true",
+                   help="overwrite an existing output (default: refuse)")
+    g.add_argument("-n", "--no_overwrite", action="store_true",
+                   help="never overwrite an existing output (the default; exits with code 2)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -44,6 +62,7 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--height", type=int, help="raw .yuv input: height")
     e.add_argument("--fps", help="raw .yuv input: frame rate, e.g. 30000/1001")
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _add_output_flags(e)
 
     d = sub.add_parser("decode", help="decode a .gcv file")
     d.add_argument("input", help="input .gcv file")
@@ -51,6 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", help="model dir or export (default: the shipped model whose "
                    "fingerprint the stream records)")
     d.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _add_output_flags(d)
 
     i = sub.add_parser("info", help="print a .gcv file's header, frames and bitrate")
     i.add_argument("input", help="input .gcv file")
@@ -80,6 +100,7 @@ def _cmd_info(args) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(bs.format_info(summary, max_rows=args.max_rows))
+    sys.stdout.flush()  # a closed pipe raises here, inside main's handlers
     return 0
 
 
@@ -90,17 +111,62 @@ def _check_input(path: str) -> None:
         raise CLIError(f"{path}: is a directory, not a file")
 
 
-def _check_output_dir(path: str) -> None:
-    # Without this, the writers' error names their hidden temporary file, not the output.
+def _check_output(args) -> None:
+    """Before any work: the output's directory exists and is writable, the output is not the
+    input, and an existing output is only replaced with `-y`. Also removes stale temporary
+    files of this output left by killed runs (`.<name>.partial-<pid>...`)."""
+    path, source = args.output, args.input
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CLIError(f"{path}: output directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CLIError(f"{path}: output directory {directory} is not writable")
+    first = path
+    if "%" in path:
+        try:
+            first = path % 1
+        except (TypeError, ValueError):
+            raise CLIError(f"{path}: not a frame pattern with one integer field such as "
+                           "frame_%05d.png") from None
+    same = os.path.abspath(first) == os.path.abspath(source)
+    if not same and os.path.exists(first):
+        try:
+            same = os.path.samefile(first, source)
+        except OSError:
+            same = False
+    if same:
+        raise CLIError(f"{path}: the output is the input file; choose another output name")
+    if os.path.exists(first) and not args.overwrite:
+        how = "-n: never overwrite" if args.no_overwrite else "pass -y to overwrite it"
+        raise CLIError(f"{first}: output exists ({how})")
+    from gan_compress.io import clean_stale_partials
+
+    clean_stale_partials(path)
 
 
-def _load_codec(model):
+def _quiet_tensorflow(verbose: bool) -> None:
+    """Hides TensorFlow's C++ and Python log lines unless `verbose` (call before importing it;
+    repeated after import for the Python loggers)."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import logging
+
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "absl.logging" in sys.modules:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def _load_codec(model, verbose: bool = False):
+    _quiet_tensorflow(verbose)
     from gan_compress import api
 
-    return api.load(model)
+    codec = api.load(model)
+    _quiet_tensorflow(verbose)
+    return codec
 
 
 def _check_quality_before_load(model: str | None, quality: int) -> None:
@@ -123,7 +189,7 @@ def _cmd_encode(args) -> int:
     _check_input(args.input)
     if not args.output.lower().endswith(".gcv"):
         raise CLIError(f"{args.output}: the output of encode must be a .gcv file")
-    _check_output_dir(args.output)
+    _check_output(args)
     if args.quality < 1:
         raise CLIError(f"--quality must be >= 1, got {args.quality}")
     if args.frames is not None and args.frames < 1:
@@ -143,7 +209,7 @@ def _cmd_encode(args) -> int:
     with gio.open_video(input_path, **raw):
         pass
     _check_quality_before_load(args.model, args.quality)
-    codec = _load_codec(args.model)
+    codec = _load_codec(args.model, args.verbose)
     if args.quality > codec.num_qualities:
         raise CLIError(f"--quality must be in 1..{codec.num_qualities}, got {args.quality}")
     stats = codec.compress_video(
@@ -159,19 +225,22 @@ def _cmd_decode(args) -> int:
     _check_input(args.input)
     if not args.output.lower().endswith((".y4m", ".mkv", ".mp4", ".png")):
         raise CLIError(f"{args.output}: output must be .y4m, .mkv, .mp4 or .png")
-    _check_output_dir(args.output)
+    _check_output(args)
     from gan_compress import bitstream as bs
 
     # Validate the container (magic, version, sizes, and every packet's CRC: one streaming
     # read) before loading TensorFlow, so a corrupt file fails at once and writes nothing.
+    from gan_compress import api
+
     with bs.ContainerReader(args.input) as reader:
-        for _ in reader.packet_sizes(verify=True):
-            pass
+        api.check_frame_size(args.input, reader.header.width, reader.header.height)
+        for packet in reader:  # CRCs, and shapes against the header (no TensorFlow yet)
+            api.check_packet(packet, reader.header, args.input)
     if args.model is None:
         from gan_compress import registry
 
         args.model = registry.model_for_stream(args.input)
-    codec = _load_codec(args.model)
+    codec = _load_codec(args.model, args.verbose)
     stats = codec.decompress_video(args.input, args.output, progress=not args.quiet)
     if not args.quiet:
         print(f"{args.output}: {stats.summary('decoded')}")
@@ -183,8 +252,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from gan_compress import bitstream as bs
     from gan_compress.io import VideoError
 
-    errors: list[type[BaseException]] = [CLIError, bs.BitstreamError, VideoError, ValueError,
-                                         FileNotFoundError, IsADirectoryError, PermissionError]
+    errors: list[type[BaseException]] = [CLIError, bs.BitstreamError, VideoError, ValueError]
     if "tensorflow" in sys.modules:
         import tensorflow as tf
 
@@ -209,16 +277,68 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse already printed usage / help
         return int(e.code or 0)
     handlers = {"encode": _cmd_encode, "decode": _cmd_decode, "info": _cmd_info}
+    _quiet_tensorflow(getattr(args, "verbose", False))
+    previous = _install_sigterm()
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print("gan-compress: interrupted; no output was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("gan-compress: terminated (SIGTERM); no output was written", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        # The reader of our stdout went away (`... | head -1`): silence the final flush.
+        with _suppress_os_error():
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"gan-compress {args.command}: error: output pipe closed", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(f"gan-compress {args.command}: error: {_os_error_line(e, args)}",
+              file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 - classified below
         if isinstance(e, _user_errors()):
             print(f"gan-compress {args.command}: error: {_one_line(e)}", file=sys.stderr)
             return EXIT_USAGE
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _suppress_os_error():
+    import contextlib
+
+    return contextlib.suppress(OSError, ValueError)
+
+
+def _install_sigterm():
+    """SIGTERM (timeout, docker stop, systemd) unwinds like Ctrl-C, so every atomic writer
+    removes its temporary file. Returns the previous handler (None off the main thread)."""
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. main() called from a worker thread)
+        return None
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _os_error_line(e: OSError, args) -> str:
+    """One line naming the user's file (not our hidden temporary one) and the problem."""
+    reason = e.strerror or str(e)
+    filename = os.fspath(e.filename) if isinstance(e.filename, str | os.PathLike) else None
+    inp, out = getattr(args, "input", None), getattr(args, "output", None)
+    if filename and inp and os.path.abspath(filename) == os.path.abspath(inp):
+        return f"{inp}: cannot read: {reason}"
+    if out and (e.errno in _WRITE_ERRNOS or e.errno == errno.EACCES or filename is None
+                or ".partial-" in os.path.basename(filename)):
+        return f"{out}: cannot write: {reason}"
+    return f"{filename}: {reason}" if filename else reason
 
 
 def _one_line(e: BaseException) -> str:

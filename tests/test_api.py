@@ -226,10 +226,10 @@ def test_decode_interrupted_after_some_frames_leaves_no_output(tiny_codec, small
                                                               monkeypatch, name):
     original = api.Codec.decode_packet
 
-    def decode_packet(self, packet):
+    def decode_packet(self, packet, *args):
         if packet.frame_index == 2:
             raise KeyboardInterrupt
-        return original(self, packet)
+        return original(self, packet, *args)
 
     monkeypatch.setattr(api.Codec, "decode_packet", decode_packet)
     with pytest.raises(KeyboardInterrupt):

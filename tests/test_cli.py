@@ -6,6 +6,7 @@ finalizing a model takes tens of seconds); tests about processes run `python -m 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -50,7 +51,7 @@ def model_loads(monkeypatch, tiny_model_dir, tiny_codec) -> list[str]:
     _LOADED.setdefault(tiny_model_dir, tiny_codec)
     asked = []
 
-    def load(model):
+    def load(model, verbose=False):
         asked.append(model)
         if model not in _LOADED:
             _LOADED[model] = api.load(model)
@@ -259,6 +260,23 @@ def _make_inputs(d: Path, small_y4m: str, small_gcv: str, tiny_codec) -> None:
     flipped[packet.offset + packet.size - 4 - packet.payload_bytes // 2] ^= 0x40
     (d / "flipped.gcv").write_bytes(bytes(flipped))
     (d / "odd.gcv").write_bytes(tiny_codec.compress_image(synthetic_rgb(0, 17, 33)))
+    (d / "existing.gcv").write_bytes(b"keep me")
+    (d / "existing.y4m").write_bytes(b"keep me")
+    (d / "bomb.png").write_bytes(_png_header_only(100_000, 100_000))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares `width` x `height` (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
 
 
 ERROR_CASES = {
@@ -297,6 +315,20 @@ ERROR_CASES = {
                                ["{d}/out.mkv: mkv output is 4:2:0", "33x17"]),
     "decode output dir missing": (["decode", "{d}/clip.gcv", "{d}/no_dir/f_%03d.png"],
                                   ["{d}/no_dir/f_%03d.png: output directory"]),
+    "encode over an existing output": (["encode", "{d}/clip.y4m", "{d}/existing.gcv"],
+                                       ["{d}/existing.gcv: output exists", "-y"]),
+    "encode -n over an existing output": (["encode", "{d}/clip.y4m", "{d}/existing.gcv", "-n"],
+                                          ["{d}/existing.gcv: output exists", "-n"]),
+    "decode over an existing output": (["decode", "{d}/clip.gcv", "{d}/existing.y4m"],
+                                       ["{d}/existing.y4m: output exists"]),
+    "encode output is the input": (["encode", "{d}/clip.gcv", "{d}/clip.gcv", "-y"],
+                                   ["{d}/clip.gcv: the output is the input file"]),
+    "decode output is the input": (["decode", "{d}/existing.y4m", "{d}/existing.y4m", "-y"],
+                                   ["{d}/existing.y4m: the output is the input file"]),
+    "decompression bomb png": (["encode", "{d}/bomb.png", "{d}/out.gcv"],
+                               ["{d}/bomb.png: image size", "is above the maximum"]),
+    "fps 1/0": (["encode", "{d}/raw.yuv", "{d}/out.gcv", "--width", "64", "--height", "48",
+                 "--fps", "1/0"], ["frame rate must be a positive number", "'1/0'"]),
     "info missing input": (["info", "{d}/missing.gcv"], ["{d}/missing.gcv: no such file"]),
     "info truncated": (["info", "{d}/truncated.gcv"], ["{d}/truncated.gcv: truncated"]),
     "info flipped byte": (["info", "{d}/flipped.gcv"], ["{d}/flipped.gcv: CRC mismatch"]),
@@ -316,14 +348,16 @@ def test_user_error_exits_2_with_one_line_naming_the_problem_and_writes_nothing(
     result = run_cli(capsys, *argv)  # with the progress bar on: it must not have started
     assert_user_error(result, argv[0], *(n.format(d=tmp_path) for n in needles))
     assert sorted(os.listdir(tmp_path)) == before  # no output, no temporary file
+    assert (tmp_path / "existing.gcv").read_bytes() == b"keep me"
+    assert (tmp_path / "existing.y4m").read_bytes() == b"keep me"
 
 
-@pytest.mark.parametrize("name", ["text.mp4", "truncated.gcv", "flipped.gcv"])
+@pytest.mark.parametrize("name", ["text.mp4", "truncated.gcv", "flipped.gcv", "bomb.png"])
 def test_bad_inputs_are_reported_before_the_model_is_loaded(name, capsys, model_loads,
                                                             tiny_codec, small_y4m, small_gcv,
                                                             tmp_path):
     _make_inputs(tmp_path, small_y4m, small_gcv, tiny_codec)
-    command = "encode" if name.endswith(".mp4") else "decode"
+    command = "decode" if name.endswith(".gcv") else "encode"
     out = tmp_path / ("out.gcv" if command == "encode" else "out.y4m")
     result = run_cli(capsys, command, tmp_path / name, out, "--model", "/no/such/model")
     assert_user_error(result, command, f"{tmp_path / name}: ")
@@ -367,3 +401,146 @@ def test_encode_interrupted_on_frame_3_leaves_no_output(exc, capsys, model_loads
         with pytest.raises(RuntimeError, match="bug"):
             cli.main([str(a) for a in argv])
     assert os.listdir(tmp_path) == []
+
+
+# -- outputs, signals and filesystem faults -------------------------------------------------------
+
+
+def test_overwrite_flag_replaces_an_existing_output(capsys, model_loads, tiny_model_dir,
+                                                    small_y4m, tmp_path):
+    out = tmp_path / "out.gcv"
+    out.write_bytes(b"old")
+    result = run_cli(capsys, "encode", small_y4m, out, "--model", tiny_model_dir, "--quiet", "-y")
+    assert result.code == 0, result.err
+    with bs.ContainerReader(str(out)) as reader:
+        assert reader.num_frames == 4
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporary_files_of_killed_runs_are_removed_and_live_ones_kept(
+        capsys, model_loads, tiny_model_dir, small_y4m, tmp_path):
+    stale = tmp_path / f".out.gcv.partial-{_dead_pid()}-0badcafe"
+    live = tmp_path / f".out.gcv.partial-{os.getpid()}-0000beef"
+    stale.write_bytes(b"half a file")
+    live.write_bytes(b"another run, still going")
+    result = run_cli(capsys, "encode", small_y4m, tmp_path / "out.gcv", "--model",
+                     tiny_model_dir, "--quiet")
+    assert result.code == 0, result.err
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, "out.gcv"])
+
+
+@pytest.mark.parametrize("name", ["out.y4m", "out.mkv", "f_%02d.png"])
+def test_sigterm_during_decode_exits_143_and_leaves_nothing(name, capsys, model_loads,
+                                                            monkeypatch, tiny_model_dir,
+                                                            small_gcv, tmp_path):
+    import signal
+
+    original = api.Codec.decode_packet
+
+    def decode_packet(self, packet, *args):
+        if packet.frame_index == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, packet, *args)
+
+    monkeypatch.setattr(api.Codec, "decode_packet", decode_packet)
+    before = signal.getsignal(signal.SIGTERM)
+    result = run_cli(capsys, "decode", small_gcv, tmp_path / name, "--model", tiny_model_dir)
+    assert result.code == 143
+    assert "terminated (SIGTERM); no output was written" in result.err
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is restored
+
+
+@pytest.mark.parametrize("err", ["ENOSPC", "EROFS", "EACCES"])
+@pytest.mark.parametrize("command", ["encode", "decode-y4m", "decode-png"])
+def test_filesystem_faults_are_one_line_naming_the_output_and_leave_nothing(
+        err, command, capsys, model_loads, monkeypatch, tiny_model_dir, small_y4m, small_gcv,
+        tmp_path):
+    import errno
+
+    from gan_compress.io import images
+
+    code = getattr(errno, err)
+    real_open = open
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        # Writes to our hidden temporary files fail the way a full / read-only disk does.
+        if "w" in mode and ".partial-" in os.fspath(file):
+            raise OSError(code, os.strerror(code), os.fspath(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    real_os_open = os.open
+
+    def failing_os_open(path, flags, *args, **kwargs):
+        if flags & os.O_WRONLY and ".partial-" in os.fspath(path):
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real_os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", failing_os_open)
+    monkeypatch.setattr(images, "open", failing_open, raising=False)
+    if command == "encode":
+        out, argv = tmp_path / "out.gcv", ["encode", small_y4m]
+    else:
+        out = tmp_path / ("out.y4m" if command == "decode-y4m" else "f_%02d.png")
+        argv = ["decode", small_gcv]
+    result = run_cli(capsys, *argv, out, "--model", tiny_model_dir, "--quiet")
+    line = assert_user_error(result, argv[0], f"{out}: cannot write", os.strerror(code))
+    assert ".partial-" not in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_info_into_a_closed_pipe_is_one_line_and_exit_2(small_gcv):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-m", "gan_compress", "info", small_gcv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+    proc.stdout.close()  # like `| head -0`: the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 2
+    assert err.strip().splitlines() == ["gan-compress info: error: output pipe closed"]
+
+
+def test_a_real_encode_prints_no_tensorflow_lines_unless_verbose(small_y4m, tiny_model_dir,
+                                                                 tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    argv = [sys.executable, "-m", "gan_compress", "encode", small_y4m, str(tmp_path / "a.gcv"),
+            "--model", tiny_model_dir, "--quiet"]
+    quiet = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    loud = subprocess.run(argv[:5] + [str(tmp_path / "b.gcv")] + argv[6:] + ["--verbose"],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert loud.returncode == 0, loud.stderr
+    assert "tensorflow" in loud.stderr.lower()
+
+
+def _rewrite(src: str, dst: str, edit) -> None:
+    """Copies a .gcv through the container writer (CRCs and offsets recomputed), passing each
+    packet through `edit(packet) -> packet`."""
+    with bs.ContainerReader(src) as reader:
+        header, packets = reader.header, [edit(p) for p in reader]
+    with bs.ContainerWriter(dst, header) as writer:
+        for p in packets:
+            writer.write(p)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda p: dataclasses.replace(p, shapes=((2048, 2048), (128, 128), (32, 32))),
+     "frame 1: the packet's frame size 2048x2048 differs from the sequence header's 80x48"),
+    (lambda p: dataclasses.replace(p, shapes=(p.shapes[0], (40, 40), p.shapes[2])),
+     "frame 1: latent shapes"),
+    (lambda p: dataclasses.replace(p, quality=9), "frame 1: quality 9 is outside model"),
+    (lambda p: dataclasses.replace(p, shapes=p.shapes[:2]), "frame 1: malformed I-frame packet"),
+], ids=["frame size", "latent shape", "quality", "missing shape"])
+def test_crafted_packets_with_valid_crcs_are_refused_naming_file_and_frame(
+        edit, needle, capsys, model_loads, tiny_model_dir, small_gcv, tmp_path):
+    crafted = str(tmp_path / "crafted.gcv")
+    _rewrite(small_gcv, crafted, lambda p: edit(p) if p.frame_index == 1 else p)
+    result = run_cli(capsys, "decode", crafted, tmp_path / "out.y4m", "--model", tiny_model_dir,
+                     "--quiet")
+    assert_user_error(result, "decode", f"{crafted}: {needle}")
+    assert os.listdir(tmp_path) == ["crafted.gcv"]

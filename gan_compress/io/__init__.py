@@ -12,9 +12,10 @@ Modules: `readers` (open_video and the readers; why PyAV), `y4m` (our y4m reader
 (temp-file-and-rename), `errors` (VideoError and subclasses).
 """
 
-from gan_compress.io.atomic import AtomicFile
+from gan_compress.io.atomic import AtomicFile, clean_stale_partials
 from gan_compress.io.base import (
     IMAGE_EXTENSIONS,
+    MAX_FRAME_PIXELS,
     VIDEO_EXTENSIONS,
     VideoInfo,
     VideoReader,
@@ -59,8 +60,10 @@ from gan_compress.io.y4m import Y4MReader, Y4MWriter
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_FRAME_PIXELS",
     "VIDEO_EXTENSIONS",
     "AtomicFile",
+    "clean_stale_partials",
     "ColorSpec",
     "EmptyVideoError",
     "FFmpegVideoWriter",

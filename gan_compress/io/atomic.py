@@ -1,25 +1,68 @@
 """Atomic file creation: write under a hidden temporary name, `os.replace` on success.
 
 A reader never sees a half-written output: until `commit()` the data lives in
-`.<name>.<random>.tmp` beside the target (same directory, so the rename is atomic on POSIX).
-On an exception, on `abort()`, or when the object is garbage-collected (or the interpreter exits)
-without `commit()`, the temporary file is deleted. A process killed with SIGKILL can leave the
-hidden `.tmp` file behind, never a file under the final name.
+`.<name>.partial-<pid>-<random>` beside the target (same directory, so the rename is atomic on
+POSIX). On an exception, on `abort()`, or when the object is garbage-collected (or the
+interpreter exits) without `commit()`, the temporary file is deleted. A process killed with
+SIGKILL can leave the hidden `.partial-` file behind, never a file under the final name;
+`clean_stale_partials` removes those whose process is gone (the CLI calls it for its output).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import weakref
 from typing import BinaryIO
 
+PARTIAL_TAG = ".partial-"  # every temporary output is `.<name>.partial-<pid>[-...]`
+
 
 def temp_path_for(path: str | os.PathLike[str]) -> str:
-    """A fresh hidden temporary name in the directory of `path`."""
+    """A fresh hidden temporary name in the directory of `path`: `.<name>.partial-<pid>-<hex>`."""
     path = os.path.abspath(os.fspath(path))
     d, name = os.path.split(path)
-    return os.path.join(d, f".{name}.{secrets.token_hex(4)}.tmp")
+    return os.path.join(d, f".{name}{PARTIAL_TAG}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_partials(path: str | os.PathLike[str]) -> list[str]:
+    """Removes `.<name>.partial-<pid>...` files and directories beside `path` whose process is
+    gone (left by a killed run). Returns what was removed. Entries of live processes are kept."""
+    path = os.path.abspath(os.fspath(path))
+    d, name = os.path.split(path)
+    prefix = f".{name}{PARTIAL_TAG}"
+    removed = []
+    try:
+        entries = os.listdir(d)
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.startswith(prefix):
+            continue
+        pid_text = entry[len(prefix):].split("-")[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        full = os.path.join(d, entry)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+            removed.append(full)
+        except OSError:
+            pass
+    return removed
 
 
 def _discard(handle: BinaryIO | None, tmp: str) -> None:

@@ -16,6 +16,10 @@ from gan_compress.io.errors import UnsupportedFormatError
 
 PIX_FMTS = ("yuv420p", "yuv444p", "gray")
 
+# Largest frame (width * height) gan_compress reads, encodes or decodes: 4096 x 4096. A file
+# that declares more is refused before any frame buffer is allocated.
+MAX_FRAME_PIXELS = 4096 * 4096
+
 VIDEO_EXTENSIONS = (".y4m", ".yuv", ".mkv", ".mp4", ".avi", ".webm", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -39,7 +43,11 @@ def as_fraction(fps: fractions.Fraction | int | float | str) -> fractions.Fracti
             1001
         )
     else:
-        f = fractions.Fraction(fps)
+        try:
+            f = fractions.Fraction(fps)
+        except (ValueError, TypeError, ZeroDivisionError):
+            raise ValueError(f"frame rate must be a positive number or fraction such as "
+                             f"30000/1001, got {fps!r}") from None
     if f <= 0:
         raise ValueError(f"frame rate must be positive, got {fps!r}")
     return f

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fractions
 import os
 import subprocess
+import sys
 import tempfile
 import weakref
 
@@ -31,6 +32,19 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _die_with_parent() -> None:
+    """In the ffmpeg child (Linux): receive SIGKILL when our process dies, so a killed decode
+    cannot leave ffmpeg behind to finish a playable file under the temporary name."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def _kill(proc: subprocess.Popen, log, tmp: str) -> None:
@@ -110,7 +124,8 @@ class FFmpegVideoWriter:
         ]  # fmt: skip
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self._finalizer = weakref.finalize(self, _kill, self._proc, self._log, self.tmp_path)
         self._shapes = [(height, width), (height // 2, width // 2), (height // 2, width // 2)]

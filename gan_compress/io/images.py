@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shutil
 from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gan_compress.io.atomic import atomic_write_bytes
+from gan_compress.io.atomic import atomic_write_bytes, temp_path_for
+from gan_compress.io.base import MAX_FRAME_PIXELS
 from gan_compress.io.errors import EmptyVideoError, VideoError, VideoNotFoundError
 
 
@@ -26,6 +29,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise VideoError(path, "is a directory, not an image file")
     try:
         with Image.open(path) as img:
+            w, h = img.size  # from the header: refuse a decompression bomb before decoding
+            if w * h > MAX_FRAME_PIXELS:
+                raise VideoError(path, f"image size {w}x{h} is above the maximum of "
+                                       f"{MAX_FRAME_PIXELS:,} pixels (4096x4096)")
             img.load()
             img = ImageOps.exif_transpose(img)
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -33,6 +40,11 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
                 a = np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
                 return np.repeat(a[..., None], 3, axis=-1)
             return np.array(img.convert("RGB"), dtype=np.uint8)
+    except VideoError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise VideoError(path, f"image size is above the maximum of {MAX_FRAME_PIXELS:,} "
+                               f"pixels (4096x4096): {e}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise VideoError(path, f"not a readable image ({e})") from None
 
@@ -85,14 +97,39 @@ def write_png_frames(
     compress_level: int = 6,
 ) -> list[str]:
     """Writes each [H, W, 3] uint8 frame to `pattern % i` (i = start, start + 1, ...; ffmpeg's
-    image2 convention starts at 1), each file atomically. Returns the paths written."""
+    image2 convention starts at 1). Returns the paths written.
+
+    The set appears all at once or not at all: frames are written into a hidden
+    `.<pattern>.partial-<pid>-<hex>/` directory beside the output and moved into place (one
+    `os.replace` each, no data copied) only after the last frame was written; any error or
+    interruption before that removes the directory and leaves no frame under a final name.
+    """
     pattern = os.fspath(pattern)
     format_pattern(pattern, start)  # validate before touching the disk
-    paths = []
-    for i, rgb in enumerate(frames, start):
-        path = format_pattern(pattern, i)
-        write_png(path, rgb, compress_level)
-        paths.append(path)
-    if not paths:
-        raise EmptyVideoError(pattern, "no frames to write")
-    return paths
+    directory = os.path.dirname(os.path.abspath(pattern))
+    stage = temp_path_for(pattern)
+    os.mkdir(stage)
+    finals: list[str] = []
+    moved: list[str] = []
+    try:
+        staged = []
+        for i, rgb in enumerate(frames, start):
+            final = os.path.join(directory, os.path.basename(format_pattern(pattern, i)))
+            tmp = os.path.join(stage, os.path.basename(final))
+            with open(tmp, "wb") as f:
+                f.write(encode_png(rgb, compress_level))
+            staged.append(tmp)
+            finals.append(final)
+        if not staged:
+            raise EmptyVideoError(pattern, "no frames to write")
+        for tmp, final in zip(staged, finals, strict=True):
+            os.replace(tmp, final)
+            moved.append(final)
+    except BaseException:
+        for final in moved:  # an error while moving (e.g. a full disk): take the set back
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [format_pattern(pattern, i) for i in range(start, start + len(finals))]

@@ -226,11 +226,11 @@ def _cmd_decode(args) -> int:
     if not args.output.lower().endswith((".y4m", ".mkv", ".mp4", ".png")):
         raise CLIError(f"{args.output}: output must be .y4m, .mkv, .mp4 or .png")
     _check_output(args)
+    from gan_compress import api
     from gan_compress import bitstream as bs
 
-    # Validate the container (magic, version, sizes, and every packet's CRC: one streaming
-    # read) before loading TensorFlow, so a corrupt file fails at once and writes nothing.
-    from gan_compress import api
+    # Validate the container (magic, version, sizes, every packet's CRC and shapes: one
+    # streaming read) before loading TensorFlow, so a bad file fails at once, writes nothing.
 
     with bs.ContainerReader(args.input) as reader:
         api.check_frame_size(args.input, reader.header.width, reader.header.height)

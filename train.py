@@ -22,7 +22,10 @@ flags.DEFINE_enum("preset", "small", ["tiny", "small", "hific"], "Model/config p
 flags.DEFINE_multi_string("train_glob", None, "Training file globs (videos/images); repeatable.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, config.json and TensorBoard logs.")
 flags.DEFINE_enum("stage", "mse", ["mse", "gan"], "Training stage.")
-flags.DEFINE_string("init_from", None, "GAN stage: model_dir of the finished MSE stage.")
+flags.DEFINE_string("init_from", None,
+                    "Initial codec weights when --model_dir has no checkpoint: a model_dir (the "
+                    "finished MSE stage, for --stage=gan) or a shipped model name or folder "
+                    "(weights.npz; e.g. to continue from small-mse on a new machine).")
 flags.DEFINE_integer("steps", None, "Total steps of this stage (default: the preset's).")
 flags.DEFINE_integer("batch_size", None, "Global batch size.")
 flags.DEFINE_integer("crop_size", None, "Square crop size in pixels.")
@@ -42,12 +45,6 @@ flags.DEFINE_integer("seed", None, "Random seed (also makes the input pipeline d
 flags.DEFINE_multi_string("config", [], "Config overrides section.field=value; repeatable.")
 
 flags.mark_flag_as_required("model_dir")
-
-
-@flags.multi_flags_validator(["stage", "init_from", "gan_loss", "d_steps_per_g"],
-                             message="--init_from is only meaningful with --stage=gan")
-def _check_init_from(f):
-    return not (f["stage"] == "mse" and f["init_from"])
 
 
 @flags.multi_flags_validator(["stage", "gan_loss", "d_steps_per_g"],

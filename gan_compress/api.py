@@ -331,7 +331,7 @@ def _build_from_checkpoint(model_dir: str, config: Config):
     model.build_for_shape()
     weights = os.path.join(model_dir, SHIPPED_WEIGHTS)
     if os.path.exists(weights):
-        _load_shipped_weights(model, weights)
+        load_shipped_weights(model, weights)
         _finalize_with_cache(model, model_dir)
         return model
     ckpt_path = tf.train.latest_checkpoint(model_dir)
@@ -349,7 +349,7 @@ TABLES_CACHE = "z_tables.npz"
 SHIPPED_WEIGHTS = "weights.npz"
 
 
-def _load_shipped_weights(model, path: str) -> None:
+def load_shipped_weights(model, path: str) -> None:
     """Assigns the float16 arrays of a shipped `weights.npz` (keys w000.. in the codec's
     variable order) to the float32 variables; refuses a count or shape mismatch."""
     variables = model.trainable_variables

@@ -200,8 +200,33 @@ def test_init_from_restores_the_codec_weights_and_starts_at_step_zero(mse_run, t
     assert tf.train.latest_checkpoint(str(tmp_path / "gan")) is None
 
 
+def test_init_from_a_shipped_model_folder_loads_its_float16_weights_in_either_stage(
+        mse_run, tmp_path):
+    from gan_compress import api
+
+    folder = str(tmp_path / "ship")
+    api.save_shipped_model(mse_run.trainer.model, mse_run.cfg, folder)
+    with np.load(os.path.join(folder, "weights.npz")) as d:
+        shipped = [d[k].astype(np.float32) for k in sorted(d.files)]
+    for stage_cfg in (mse_run.cfg, _gan_config(mse_run.cfg, "hinge")):
+        run_dir = str(tmp_path / f"from_ship_{stage_cfg.train.stage}")
+        trainer = Trainer(stage_cfg, run_dir, init_from=folder)
+        assert int(trainer.step.numpy()) == 0
+        variables = trainer.model.trainable_variables
+        assert len(variables) == len(shipped)
+        for v, w in zip(variables, shipped, strict=True):
+            np.testing.assert_array_equal(v.numpy(), w)
+
+
 def test_init_from_a_dir_without_checkpoint_is_rejected(mse_run, tmp_path):
-    with pytest.raises(ValueError, match="no checkpoint found"):
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no checkpoint or shipped weights.npz found"):
+        Trainer(_gan_config(mse_run.cfg, "hinge"), str(tmp_path / "gan2"), init_from=str(empty))
+
+
+def test_init_from_a_missing_path_is_rejected(mse_run, tmp_path):
+    with pytest.raises(ValueError, match="model not found"):
         Trainer(_gan_config(mse_run.cfg, "hinge"), str(tmp_path / "gan"),
                 init_from=str(tmp_path / "empty"))
 
@@ -225,8 +250,6 @@ def _train_cmd(*args) -> list[str]:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--stage=mse", "--init_from=somewhere"],
-         "--init_from is only meaningful with --stage=gan"),
         (["--stage=mse", "--gan_loss=hinge"], "--gan_loss/--d_steps_per_g need --stage=gan"),
         (["--crop_size=50"], "--crop_size must be at least 64 and a multiple of 16"),
         (["--crop_size=72"], "--crop_size must be at least 64 and a multiple of 16"),

@@ -185,15 +185,39 @@ class Trainer:
             logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
             return
         if init_from:
-            src = tf.train.latest_checkpoint(init_from)
+            from gan_compress import registry
+
+            try:
+                folder, _ = registry.resolve(init_from)
+            except registry.UnknownModelError as e:
+                raise ValueError(f"--init_from {e}") from None
+            if os.path.exists(os.path.join(folder, "weights.npz")):
+                self._init_from_shipped(folder)
+                return
+            src = tf.train.latest_checkpoint(folder)
             if src is None:
-                raise ValueError(f"--init_from {init_from}: no checkpoint found there")
+                raise ValueError(f"--init_from {init_from}: no checkpoint or shipped weights.npz "
+                                 "found there")
+            init_from = folder
             cfg_path = os.path.join(init_from, CONFIG_NAME)
             if os.path.exists(cfg_path) and load_config(init_from).model != self.cfg.model:
                 raise ValueError(
                     f"--init_from {init_from}: its model config differs from this run's")
             tf.train.Checkpoint(model=self.model).restore(src).expect_partial()
             logging.info("initialised the codec from %s (step counter starts at 0)", src)
+
+    def _init_from_shipped(self, folder: str) -> None:
+        """Initialises the codec from a shipped model (float16 `weights.npz`, see
+        `gan_compress.registry`), e.g. to continue training on a machine without the run's
+        checkpoints. Optimizer state starts fresh; the step counter starts at 0."""
+        from gan_compress import api
+
+        cfg_path = os.path.join(folder, CONFIG_NAME)
+        if os.path.exists(cfg_path) and load_config(folder).model != self.cfg.model:
+            raise ValueError(f"--init_from {folder}: its model config differs from this run's")
+        api.load_shipped_weights(self.model, os.path.join(folder, "weights.npz"))
+        logging.info("initialised the codec from shipped weights in %s (step counter starts "
+                     "at 0)", folder)
 
     # -- the step -----------------------------------------------------------------------------
 

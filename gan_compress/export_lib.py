@@ -45,7 +45,9 @@ SHAPE2 = tf.TensorSpec([2], tf.int32)
 SYMBOLS = tf.TensorSpec([None, None, None, None], tf.int32)
 
 
-FINGERPRINT_VERSION = b"gan_compress fingerprint v2"
+# v3: entropy parameters in exact fixed point (`IFrameCodec.entropy_parameters`); streams of
+# v2 used float32 and are refused rather than risk different scale indexes.
+FINGERPRINT_VERSION = b"gan_compress fingerprint v3"
 
 
 def fingerprint(config: Config, codec) -> str:

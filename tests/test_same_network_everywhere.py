@@ -131,3 +131,54 @@ def test_the_cli_encodes_exactly_like_a_process_under_absl(tiny_model_dir, tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     with open(out, "rb") as a, open(out + ".absl", "rb") as b:
         assert hashlib.sha256(a.read()).digest() == hashlib.sha256(b.read()).digest()
+
+
+# -- entropy parameters: the same on every machine ------------------------------------------------
+
+ENTROPY_PROBE = textwrap.dedent(
+    """
+    import hashlib, os
+    import numpy as np
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["PROBE_THREADS"]))
+    import gan_compress
+
+    model = gan_compress.load(MODEL_DIR)._model
+    rng = np.random.default_rng(0)
+    z = rng.integers(-6, 7, (2, 3, 5, model.cfg.hyper_latent_channels)).astype(np.float32)
+    mu, index = model.entropy_parameters(tf.constant(z) + model._z_offset())
+    print("RESULT", hashlib.sha256(mu.numpy().tobytes() + index.numpy().tobytes()).hexdigest())
+    """
+)
+
+
+@pytest.mark.parametrize("threads,onednn", [(1, "1"), (2, "0")])
+def test_entropy_parameters_are_bit_identical_across_threads_and_onednn(tiny_model_dir, threads,
+                                                                        onednn):
+    def run(threads: int, onednn: str) -> str:
+        env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
+                   TF_ENABLE_ONEDNN_OPTS=onednn, PROBE_THREADS=str(threads))
+        code = f"MODEL_DIR = {tiny_model_dir!r}\n" + ENTROPY_PROBE
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, cwd=str(REPO), timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")).split()[1]
+
+    # The reference is this process's own configuration: 2 threads, oneDNN as installed.
+    assert run(threads, onednn) == run(2, os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"))
+
+
+def test_exact_entropy_parameters_match_the_float_training_path_closely(tiny_codec):
+    import tensorflow as tf
+
+    model = tiny_codec._model
+    assert model.check_exactness() < 2.0**52
+    rng = np.random.default_rng(1)
+    z = rng.integers(-8, 9, (1, 4, 6, model.cfg.hyper_latent_channels)).astype(np.float32)
+    z_hat = tf.constant(z) + model._z_offset()
+    mu, index = model.entropy_parameters(z_hat)
+    mu_f, raw = model._hyper_params(z_hat)
+    index_f = np.clip(np.round(raw.numpy()), 0, model.cfg.num_scales - 1)
+    assert np.max(np.abs(mu.numpy() - mu_f.numpy())) < 1e-3
+    assert np.mean(index.numpy() == index_f) > 0.999
+    assert np.array_equal(index.numpy(), np.round(index.numpy()))  # whole numbers

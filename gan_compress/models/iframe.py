@@ -250,8 +250,10 @@ class IFrameCodec(tf.keras.Model):
         Estimating the tables of z's learned prior takes several seconds (TFC does it eagerly);
         `z_tables` = (cdf, cdf_offset, quantization_offset or None), as read back from a
         finalized model of the SAME weights, skips that. The y tables depend only on the
-        config and are always rebuilt (a fraction of a second).
+        config and are always rebuilt (a fraction of a second). Raises ValueError if the
+        hyper-synthesis weights do not allow the exact fixed-point path (`check_exactness`).
         """
+        self.check_exactness()
         if z_tables is None:
             self.y_entropy_model, self.z_entropy_model = self._entropy_models(compression=True)
             return
@@ -317,14 +319,73 @@ class IFrameCodec(tf.keras.Model):
         ).quantization_offset
 
     def entropy_parameters(self, z_hat):
-        """z_hat `[N, h, w, Cz]` -> (mu, scale_index) `[N, 4h, 4w, M]`; indexes are rounded and
-        clipped to the coding table range, exactly as the range coder uses them."""
-        mu, scale_index = self._hyper_params(z_hat)
-        mu = tf.cast(mu, tf.float32)
-        scale_index = tf.clip_by_value(
-            tf.round(tf.cast(scale_index, tf.float32)), 0.0, self.cfg.num_scales - 1.0
-        )
+        """z_hat `[N, h, w, Cz]` -> (mu, scale_index) `[N, 4h, 4w, M]` float32 for coding;
+        indexes are rounded and clipped to the coding table range, as the range coder uses them.
+
+        Computed in exact fixed point (`_exact_hyper_synthesis`), so encoder and decoder get
+        the same indexes on any machine, thread count or kernel library: with float32
+        convolutions, oneDNN on and off gave pre-rounding indexes 5e-5 apart, enough to change
+        an index that sits near x.5 and make the stream undecodable
+        (`benchmarks/determinism.py`). Training uses the float32 path (`_hyper_params`); the
+        two differ by about 2^-16 relative.
+        """
+        mu, scale_index = self._exact_hyper_synthesis(z_hat)
+        scale_index = tf.clip_by_value(scale_index, 0.0, self.cfg.num_scales - 1.0)
         return mu, scale_index
+
+    # Fixed point of the exact path: values are integers in units of 2^-FRAC_BITS held in
+    # float64, which adds and multiplies integers exactly below 2^53 in any order.
+    FRAC_BITS = 16
+    ACT_LIMIT = 128.0  # layer inputs are clipped to +-128 (real units) before each convolution
+
+    def _exact_hyper_synthesis(self, z_hat):
+        """The hyper-synthesis in exact fixed-point arithmetic: -> (mu, rounded scale index).
+
+        Each layer: input a (integer, scale F = 2^FRAC_BITS, clipped to +-ACT_LIMIT), kernel
+        W = round(w * F), bias round(b * F^2); out = conv(a, W) + bias at scale F^2 is exact
+        because every product and partial sum is an integer below 2^53 (`check_exactness`
+        proves the bound from the weights), whatever the summation order; then
+        floor(out / F + 1/2) back to scale F (exact: F is a power of two), then ReLU.
+        """
+        f = float(2**self.FRAC_BITS)
+        layers = self.hyper_synthesis.layers
+        h = tf.round(tf.cast(z_hat, tf.float64) * f)
+        for i, layer in enumerate(layers):
+            h = tf.clip_by_value(h, -self.ACT_LIMIT * f, self.ACT_LIMIT * f)
+            kernel = tf.round(tf.cast(layer.kernel, tf.float64) * f)
+            bias = tf.round(tf.cast(layer.bias, tf.float64) * f * f)
+            if isinstance(layer, tf.keras.layers.Conv2DTranspose):
+                shape = tf.shape(h)
+                out_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], tf.shape(kernel)[2]])
+                h = tf.nn.conv2d_transpose(h, kernel, out_shape, strides=2, padding="SAME")
+            else:
+                h = tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
+            h = tf.floor((h + bias) / f + 0.5)
+            if i < len(layers) - 1:
+                h = tf.nn.relu(h)
+        mu, index = tf.split(h, 2, axis=-1)
+        mu = tf.cast(mu / f, tf.float32)
+        index = tf.cast(tf.floor(index / f + 0.5), tf.float32)
+        return mu, index
+
+    def check_exactness(self) -> float:
+        """Returns the largest possible partial sum (in units) of the exact hyper-synthesis,
+        over every layer and output channel: sum |W| * ACT_LIMIT * F + |bias|. Raises
+        ValueError if it is not below 2^52, i.e. if exactness cannot be guaranteed."""
+        import numpy as np
+
+        f = float(2**self.FRAC_BITS)
+        worst = 0.0
+        for layer in self.hyper_synthesis.layers:
+            k = np.round(layer.kernel.numpy().astype(np.float64) * f)
+            b = np.round(layer.bias.numpy().astype(np.float64) * f * f)
+            out_axis = 2 if isinstance(layer, tf.keras.layers.Conv2DTranspose) else 3
+            l1 = np.abs(k).sum(axis=tuple(a for a in range(4) if a != out_axis))
+            worst = max(worst, float(np.max(l1 * self.ACT_LIMIT * f + np.abs(b))))
+        if worst >= 2.0**52:
+            raise ValueError(f"hyper-synthesis weights too large for exact fixed point: "
+                             f"partial sums up to {worst:.3g} >= 2^52")
+        return worst
 
     def synthesize_latents(self, y_symbols, mu, quality, image_shape):
         """Decoder side after entropy decoding: y symbols `[N, h, w, M]` int32 -> uint8 frames."""

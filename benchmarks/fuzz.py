@@ -6,7 +6,8 @@
 Seeds are made with the model: a 1x1 image, a 33x17 image and 3 frames of the bundled sample
 clip cut to 96x64. Each case runs in a supervised worker (`gan_compress.fuzz`); a case without
 an answer within --timeout seconds is a hang. Writes `fuzz.json` and `fuzz.md` to --out and
-prints the tables.
+prints the tables; the inputs of cases that were not a clean error or a silent decode go to
+`--out/cases/<outcome>-<case>.gcv`.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
             continue
         t0 = time.perf_counter()
         report = fuzz.fuzz(seeds, path=path, cases=cases, seed=args.seed, model=args.model,
-                           timeout=args.timeout, progress=True)
+                           timeout=args.timeout, progress=True,
+                           save_dir=os.path.join(args.out, "cases"))
         report["wall_seconds"] = time.perf_counter() - t0
         report["model"] = args.model
         reports.append(report)

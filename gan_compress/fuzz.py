@@ -335,12 +335,14 @@ class _Supervisor:
 
 def fuzz(seeds: list[bytes], path: str = "info", cases: int = 1000, seed: int = 0,
          model: str | None = None, timeout: float = 2.0, max_rss_mb: float = 2048,
-         start_timeout: float = 600, progress: bool = False) -> dict[str, Any]:
+         start_timeout: float = 600, progress: bool = False,
+         save_dir: str | None = None) -> dict[str, Any]:
     """Runs `cases` mutated files through the `path` reader ("info" or "decode", the latter
     with `model`, a name or directory `gan_compress.load` accepts). Returns counts per outcome
     (`OUTCOMES`) and per mutation kind, `size_mismatch` (decoded frames whose size differs from
     the header's), the slowest case's seconds, and up to 5 examples of each outcome that is not
-    a clean error or silent decode (mutation kind, detail)."""
+    a clean error or silent decode (case number, mutation kind, detail). With `save_dir`, the
+    input of every such case is written there as `<outcome>-<case>.gcv` to reproduce it."""
     if path not in ("info", "decode"):
         raise ValueError(f"path must be 'info' or 'decode', got {path!r}")
     rng = random.Random(seed)
@@ -358,7 +360,7 @@ def fuzz(seeds: list[bytes], path: str = "info", cases: int = 1000, seed: int = 
 
             bar = tqdm(total=cases, desc=f"fuzz {path}", unit="case", dynamic_ncols=True)
         try:
-            for _ in range(cases):
+            for case in range(cases):
                 kind, data = mutate()
                 outcome, detail, mismatched, seconds = sup.run(data, timeout, max_rss_mb)
                 counts[outcome] += 1
@@ -368,7 +370,11 @@ def fuzz(seeds: list[bytes], path: str = "info", cases: int = 1000, seed: int = 
                 if outcome not in ("clean_error", "silent_decode"):
                     examples.setdefault(outcome, [])
                     if len(examples[outcome]) < 5:
-                        examples[outcome].append((kind, detail))
+                        examples[outcome].append((case, kind, detail))
+                    if save_dir is not None:
+                        os.makedirs(save_dir, exist_ok=True)
+                        with open(os.path.join(save_dir, f"{outcome}-{case}.gcv"), "wb") as f:
+                            f.write(data)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix({k: counts[k] for k in OUTCOMES if counts[k]}, refresh=False)
@@ -394,6 +400,6 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"decoded frames whose size differs from the header: "
                      f"{report['size_mismatch']}")
     for outcome, items in report["examples"].items():
-        for kind, detail in items:
-            lines.append(f"  {outcome} ({kind}): {detail}")
+        for case, kind, detail in items:
+            lines.append(f"  {outcome} (case {case}, {kind}): {detail}")
     return "\n".join(lines)

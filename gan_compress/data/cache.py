@@ -35,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gan_compress import io as gio
+from gan_compress.io.atomic import pid_alive
 
 CACHE_VERSION = 1
 
@@ -186,18 +187,9 @@ def clean_stale_temp_dirs(cache_dir: str | None = None) -> list[str]:
             pid = int(name.rsplit(".tmp-", 1)[1].split("-")[0])
         except ValueError:
             continue
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         shutil.rmtree(os.path.join(root, name), ignore_errors=True)
         removed.append(name)
     return removed
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -26,7 +26,8 @@ def temp_path_for(path: str | os.PathLike[str]) -> str:
     return os.path.join(d, f".{name}{PARTIAL_TAG}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if a process `pid` exists (also when it belongs to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +52,7 @@ def clean_stale_partials(path: str | os.PathLike[str]) -> list[str]:
         if not entry.startswith(prefix):
             continue
         pid_text = entry[len(prefix):].split("-")[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         full = os.path.join(d, entry)
         try:

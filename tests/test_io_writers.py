@@ -161,8 +161,8 @@ def test_writers_leave_nothing_on_exception(tmp_path, kind):
             os.unlink(target)
             info = gio.VideoInfo("", 32, 16, fractions.Fraction(25), 3, "yuv420p", gio.ColorSpec())
             gio.write_video(tmp_path / "p_%d.png", gen(), info)
-    # complete files only: PNG frames written before the error are whole files
-    assert _leftovers(tmp_path) == (["p_1.png"] if kind == "png" else [])
+    # nothing: a PNG sequence appears all at once or not at all
+    assert _leftovers(tmp_path) == []
 
 
 def test_failed_overwrite_keeps_old_file(tmp_path):
@@ -183,7 +183,7 @@ def test_unclosed_writers_are_discarded(tmp_path):
     f.write_rgb(np.zeros((16, 16, 3), np.uint8))
     # while open only hidden temporaries exist (ffmpeg may not have created its file yet)
     assert ".a.y4m." in " ".join(_leftovers(tmp_path))
-    assert all(n.startswith(".") and n.endswith(".tmp") for n in _leftovers(tmp_path))
+    assert all(n.startswith(".") and ".partial-" in n for n in _leftovers(tmp_path))
     del w, f  # never closed: garbage collection removes the temporaries
     assert _leftovers(tmp_path) == []
 
@@ -229,8 +229,9 @@ def test_killed_writer_leaves_no_complete_looking_file(tmp_path):
         proc.wait()
     assert not target.exists()
     leftovers = _leftovers(tmp_path)
-    assert len(leftovers) == 1 and leftovers[0].startswith(".killed.y4m.")
-    assert leftovers[0].endswith(".tmp")
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".killed.y4m.partial-{proc.pid}-")
+    assert gio.clean_stale_partials(target) == [str(tmp_path / leftovers[0])]
+    assert _leftovers(tmp_path) == []
 
 
 def test_ffmpeg_exe_is_imageio_ffmpegs():

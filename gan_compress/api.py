@@ -21,6 +21,7 @@ import dataclasses
 import fractions
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -41,6 +42,18 @@ MAX_FRAME_PIXELS = gio.MAX_FRAME_PIXELS
 # padded to a multiple of 64). Repeated here so checks run before TensorFlow is imported; a
 # test asserts they match the model.
 LATENT_STRIDE, HYPER_STRIDE = 16, 64
+
+# Time allowed for entropy-decoding one frame: a base plus a per-symbol allowance. Valid data
+# needs about 0.35 us per symbol on this project's 2-core machine while training ran beside it
+# (0.43 s for a 1080p frame, 1.9 s for 2160p; `benchmarks/decode_budget.py`), so the
+# allowance is about 9x that.
+# A corrupt string can make TFC's range decoder loop forever (its Elias-gamma escape reads
+# zero bits past the end of the data without bound); past the budget the frame is reported as
+# corrupt. The spinning op cannot be cancelled: it keeps one thread busy until the process
+# exits (the CLI exits at once; see `stuck_decoders`).
+DECODE_BUDGET_BASE_S = 1.0
+DECODE_BUDGET_PER_SYMBOL_S = 3e-6
+_STUCK: list[threading.Thread] = []
 
 
 def packet_shapes(height: int, width: int) -> tuple[tuple[int, int], ...]:
@@ -96,6 +109,42 @@ def _progress(total: int | None, desc: str, enabled: bool):
                 dynamic_ncols=True)
 
 
+def entropy_decode_budget(height: int, width: int, channels: int = 320) -> float:
+    """Seconds allowed to entropy-decode a `width`x`height` frame with at most `channels`
+    latent channels (y and z together, an upper bound for every shipped preset)."""
+    hy = -(-height // HYPER_STRIDE) * (HYPER_STRIDE // LATENT_STRIDE)
+    wy = -(-width // HYPER_STRIDE) * (HYPER_STRIDE // LATENT_STRIDE)
+    return DECODE_BUDGET_BASE_S + DECODE_BUDGET_PER_SYMBOL_S * hy * wy * channels
+
+
+def stuck_decoders() -> int:
+    """How many entropy-decoding threads overran their budget and are still running (each
+    spins one core inside TFC's range decoder until the process exits)."""
+    return sum(t.is_alive() for t in _STUCK)
+
+
+def _call_within(fn, seconds: float):
+    """`fn()` run on a daemon thread; returns its result or re-raises its exception, or raises
+    TimeoutError when it has not finished after `seconds` (the thread is then abandoned)."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="gan-compress-entropy-decode", daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        _STUCK.append(t)
+        raise TimeoutError(seconds)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def check_packet(packet: bs.FramePacket, header: bs.SequenceHeader | None,
                  path: str = "<stream>") -> None:
     """Checks an I-frame packet's type and shapes against the sequence header (`packet_shapes`
@@ -139,6 +188,16 @@ class Codec:
         self._compress = tf.function(codec.compress, input_signature=[frames, q])
         self._decompress = tf.function(
             codec.decompress, input_signature=[strings, strings, shape2, q])
+        if hasattr(codec, "decode_latents"):  # a Keras IFrameCodec (not a loaded SavedModel)
+            self._decode_latents = tf.function(
+                codec.decode_latents, input_signature=[strings, strings, shape2])
+            latent = tf.TensorSpec([None, None, None, None], tf.int32)
+            self._synthesize = tf.function(
+                codec.synthesize_latents,
+                input_signature=[latent, tf.TensorSpec(latent.shape, tf.float32), q, shape2])
+        else:
+            self._decode_latents = self._synthesize = None
+        self._warm = False
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -181,14 +240,44 @@ class Codec:
                       f"1..{self.num_qualities}")
         import tensorflow as tf
 
+        y_strings = np.array([packet.strings[0]], object)
+        z_strings = np.array([packet.strings[1]], object)
+        size, quality = np.array([h, w], np.int32), np.int32(packet.quality)
+        m = self.config.model
+        budget = entropy_decode_budget(h, w, m.latent_channels + m.hyper_latent_channels)
+        self._warm_up_decoder()
         try:
-            out = self._decompress(np.array([packet.strings[0]], object),
-                                   np.array([packet.strings[1]], object),
-                                   np.array([h, w], np.int32), np.int32(packet.quality))
+            if self._decode_latents is None:  # a SavedModel: one call, transforms included
+                budget += 30.0 + 2e-5 * h * w
+                out = _call_within(
+                    lambda: self._decompress(y_strings, z_strings, size, quality).numpy(), budget)
+                return out[0]
+            y_symbols, mu = _call_within(
+                lambda: self._decode_latents(y_strings, z_strings, size), budget)
         except tf.errors.OpError as e:
             first = (e.message or str(e)).strip().splitlines()[0][:120]
             raise bad(f"corrupt entropy-coded data ({first})") from None
-        return out.numpy()[0]
+        except TimeoutError:
+            raise bad(f"corrupt entropy-coded data (the range decoder did not finish within "
+                      f"{budget:.1f} s)") from None
+        return self._synthesize(y_symbols, mu, quality, size).numpy()[0]
+
+    def _warm_up_decoder(self) -> None:
+        """Runs the decoding graph once, unbudgeted, on empty strings (all implicit zeros: every
+        symbol decodes as its table's first, so it cannot spin), so tracing and graph
+        optimisation are not counted in the first frame's entropy-decoding budget."""
+        if self._warm:
+            return
+        import tensorflow as tf
+
+        empty = np.array([b""], object)
+        one = np.array([1, 1], np.int32)
+        with contextlib.suppress(tf.errors.OpError):
+            if self._decode_latents is None:
+                self._decompress(empty, empty, one, np.int32(1))
+            else:
+                self._decode_latents(empty, empty, one)
+        self._warm = True
 
     # -- files ------------------------------------------------------------------------------------
 

@@ -350,4 +350,12 @@ def _one_line(e: BaseException) -> str:
 
 
 def console_main() -> None:
-    sys.exit(main())
+    code = main()
+    api = sys.modules.get("gan_compress.api")
+    if api is not None and api.stuck_decoders():
+        # A range decoder is spinning on corrupt data in a thread that cannot be cancelled;
+        # outputs are already cleaned up, so leave without waiting for it (or for TF teardown).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -239,10 +239,11 @@ class Mutator:
 
 def _worker(conn, path_kind: str, model: str | None, workdir: str, warmup: bytes) -> None:
     """Runs cases sent over `conn`; answers (outcome, detail, frames with a wrong size, peak
-    RSS in kB). Decodes `warmup` (a valid file) first, so tracing the decoder is not timed."""
+    RSS in kB, range decoders left spinning past their budget). Decodes `warmup` (a valid
+    file) first, so tracing the decoder is not timed."""
     import resource
 
-    codec = None
+    codec = api = None
     file = os.path.join(workdir, f"case-{os.getpid()}.gcv")
     if path_kind == "decode":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -275,7 +276,7 @@ def _worker(conn, path_kind: str, model: str | None, workdir: str, warmup: bytes
         except Exception as e:  # noqa: BLE001 - what the fuzzer is looking for
             outcome, detail = "other_exception", f"{type(e).__name__}: {str(e)[:300]}"
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        conn.send((outcome, detail, mismatched, rss_kb))
+        conn.send((outcome, detail, mismatched, rss_kb, api.stuck_decoders() if api else 0))
 
 
 class _Supervisor:
@@ -286,6 +287,7 @@ class _Supervisor:
         self.ctx = multiprocessing.get_context("spawn")
         self.proc = None
         self.restarts = 0
+        self.budget_overruns = 0
         self._start()
 
     def _start(self) -> None:
@@ -315,13 +317,21 @@ class _Supervisor:
                 self.restarts += 1
                 self._start()
                 return "hang", f"no answer within {timeout:.1f} s", 0, time.perf_counter() - t0
-            outcome, detail, mismatched, rss_kb = self.conn.recv()
+            outcome, detail, mismatched, rss_kb, stuck = self.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self.proc.exitcode if self.proc is not None else None
             self.kill()
             self.restarts += 1
             self._start()
             return "crash", f"worker died (exit code {code})", 0, time.perf_counter() - t0
+        if stuck:
+            # The case ended (as a clean error) when its entropy-decoding budget ran out, but
+            # the range decoder it started still spins a core: start a fresh worker.
+            self.budget_overruns += 1
+            self.kill()
+            self.restarts += 1
+            self._start()
+            return outcome, detail, mismatched, time.perf_counter() - t0
         if self.base_rss_kb is None:
             self.base_rss_kb = rss_kb
         if (rss_kb - self.base_rss_kb) / 1024 > max_rss_mb:
@@ -384,7 +394,8 @@ def fuzz(seeds: list[bytes], path: str = "info", cases: int = 1000, seed: int = 
             sup.kill()
     return {"path": path, "cases": cases, "seed": seed, "counts": dict(counts),
             "by_kind": {k: dict(v) for k, v in by_kind.items()}, "size_mismatch": size_mismatch,
-            "slowest_seconds": slowest, "worker_restarts": sup.restarts, "examples": examples}
+            "slowest_seconds": slowest, "worker_restarts": sup.restarts,
+            "decode_budget_overruns": sup.budget_overruns, "examples": examples}
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -399,6 +410,8 @@ def format_report(report: dict[str, Any]) -> str:
     if report["path"] == "decode":
         lines.append(f"decoded frames whose size differs from the header: "
                      f"{report['size_mismatch']}")
+        lines.append(f"clean errors that ended by the entropy-decoding time budget (the range "
+                     f"decoder spun; worker restarted): {report['decode_budget_overruns']}")
     for outcome, items in report["examples"].items():
         for case, kind, detail in items:
             lines.append(f"  {outcome} (case {case}, {kind}): {detail}")

@@ -544,3 +544,37 @@ def test_crafted_packets_with_valid_crcs_are_refused_naming_file_and_frame(
                      "--quiet")
     assert_user_error(result, "decode", f"{crafted}: {needle}")
     assert os.listdir(tmp_path) == ["crafted.gcv"]
+
+
+def _spinning_z_string(codec) -> bytes:
+    """A z string on which TFC's range decoder never finishes: its first four bytes put the
+    decoder's point exactly on the lower bound of channel 0's escape interval, and the implicit
+    zeros after them keep the Elias-gamma loop of the overflow decode reading 0 forever."""
+    cdf = codec._model.z_entropy_model.cdf.numpy()  # rows [-precision, cdf...], concatenated
+    starts = np.flatnonzero(cdf < 0)
+    row = cdf[starts[0]:starts[1]]
+    precision, escape_low = int(-row[0]), int(row[-2])
+    return (escape_low << (32 - precision)).to_bytes(4, "big")
+
+
+def test_a_range_decoder_that_never_finishes_ends_within_its_budget_as_a_clean_error(
+        tiny_codec, tiny_model_dir, small_gcv, tmp_path):
+    crafted = str(tmp_path / "spin.gcv")
+    z = _spinning_z_string(tiny_codec)
+    _rewrite(small_gcv, crafted, lambda p: dataclasses.replace(
+        p, strings=(p.strings[0], z)) if p.frame_index == 1 else p)
+    out = tmp_path / "out.y4m"
+    # A real process: the spinning op cannot be cancelled, the CLI leaves it behind on exit.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_compress", "decode", crafted, str(out), "--model",
+         tiny_model_dir, "--quiet"], capture_output=True, text=True, cwd=REPO, env=env,
+        timeout=240)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    budget = api.entropy_decode_budget(48, 80, tiny_codec.config.model.latent_channels
+                                       + tiny_codec.config.model.hyper_latent_channels)
+    assert lines[0] == (f"gan-compress decode: error: {crafted}: frame 1: corrupt entropy-coded "
+                        f"data (the range decoder did not finish within {budget:.1f} s)")
+    assert sorted(os.listdir(tmp_path)) == ["spin.gcv"]

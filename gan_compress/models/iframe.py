@@ -414,15 +414,26 @@ class IFrameCodec(tf.keras.Model):
             quality=quality,
         )
 
-    def decompress(self, y_strings, z_strings, image_shape, quality):
-        """Inverse of `compress`: returns `[N, H, W, 3]` uint8."""
+    def decode_latents(self, y_strings, z_strings, image_shape):
+        """Entropy decoding only: strings `[N]` and the frame size `[2]` int32 -> (y symbols
+        `[N, h, w, M]` int32, mu `[N, h, w, M]` float32), the inputs of `synthesize_latents`.
+
+        This is the part that reads untrusted bytes; it is separate from the synthesis so a
+        caller can bound its running time (a corrupt string can make TFC's range decoder spin:
+        its Elias-gamma escape loop never ends on a run of zero bits past the data).
+        """
         self._require_finalized()
-        quality = self._check_quality(quality)
         image_shape = tf.cast(image_shape, tf.int32)
         padded = (image_shape + PAD_MULTIPLE - 1) // PAD_MULTIPLE * PAD_MULTIPLE
         z_shape = padded // 64
         z_hat = self.z_entropy_model.decompress(z_strings, z_shape)
         mu, scale_index = self.entropy_parameters(z_hat)
         y_hat = self.y_entropy_model.decompress(y_strings, scale_index, loc=mu)
-        y_symbols = tf.round(y_hat - mu)
-        return self.synthesize_latents(y_symbols, mu, quality, image_shape)
+        return tf.cast(tf.round(y_hat - mu), tf.int32), mu
+
+    def decompress(self, y_strings, z_strings, image_shape, quality):
+        """Inverse of `compress`: returns `[N, H, W, 3]` uint8."""
+        self._require_finalized()
+        quality = self._check_quality(quality)
+        y_symbols, mu = self.decode_latents(y_strings, z_strings, image_shape)
+        return self.synthesize_latents(y_symbols, mu, quality, tf.cast(image_shape, tf.int32))

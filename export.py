@@ -1,5 +1,12 @@
 """Exports a trained checkpoint as SavedModels in TF Serving's layout.
 
+  .venv/bin/python export.py --model=small-gan --model_base_path=/srv/models
+    -> /srv/models/small-gan/<version>/             full codec (compress/decompress/model_info)
+    -> /srv/models/small-gan-transforms/<version>/  transform-only (stock TF ops)
+    -> /srv/models/models.config, batching.config   TF Serving's model and batching configs
+  (--model is a shipped model name or folder, or use --model_dir=<training run>; --name sets
+  the served name, default the model's)
+
   .venv/bin/python export.py --model_dir=runs/small_gan --export_dir=exports/small
     -> exports/small/<version>/               full codec (compress/decompress; needs TFC ops)
     -> exports/small_transforms/<version>/    transform-only (analyze/entropy_parameters/
@@ -28,6 +35,12 @@ from absl import app, flags, logging
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Training model_dir (config.json + checkpoints).")
+flags.DEFINE_string("model", None, "A shipped model name or folder (instead of --model_dir).")
+flags.DEFINE_string("model_base_path", None,
+                    "TF Serving model base path: writes <base>/<name>/<version> and "
+                    "<base>/<name>-transforms/<version> plus models.config and batching.config.")
+flags.DEFINE_string("name", None, "Served model name under --model_base_path (default: the "
+                    "shipped model's name, or the model_dir's folder name).")
 flags.DEFINE_string("export_dir", None, "Base dir of the full codec SavedModel versions.")
 flags.DEFINE_string("transforms_export_dir", None,
                     "Base dir of the transform-only SavedModel (default: <export_dir>_transforms).")
@@ -37,7 +50,11 @@ flags.DEFINE_string("model_card", None, "Markdown file copied into assets/MODEL_
 flags.DEFINE_string("ship_to", None,
                     "Also write the shipped form (float16 weights, config, fingerprint) here.")
 
-flags.mark_flag_as_required("model_dir")
+
+
+@flags.multi_flags_validator(["model_dir", "model"], message="give one of --model_dir, --model")
+def _check_source(f):
+    return bool(f["model_dir"]) != bool(f["model"])
 
 
 @flags.validator("version", message="--version must be a positive integer")
@@ -45,10 +62,10 @@ def _check_version(v):
     return v is None or v > 0
 
 
-@flags.multi_flags_validator(["export_dir", "ship_to"],
-                             message="give --export_dir and/or --ship_to")
+@flags.multi_flags_validator(["export_dir", "ship_to", "model_base_path"],
+                             message="give --model_base_path, --export_dir and/or --ship_to")
 def _check_outputs(f):
-    return bool(f["export_dir"] or f["ship_to"])
+    return bool(f["export_dir"] or f["ship_to"] or f["model_base_path"])
 
 
 def main(argv):
@@ -62,8 +79,21 @@ def main(argv):
     if FLAGS.model_card:
         with open(FLAGS.model_card) as f:
             card = f.read()
-    config = api._read_config(os.path.join(FLAGS.model_dir, api.CONFIG_NAME))
-    model = api._build_from_checkpoint(FLAGS.model_dir, config)  # finalized
+    if FLAGS.model:
+        loaded = api.load(FLAGS.model)
+        model, config, name = loaded._model, loaded.config, loaded.name
+    else:
+        config = api._read_config(os.path.join(FLAGS.model_dir, api.CONFIG_NAME))
+        model = api._build_from_checkpoint(FLAGS.model_dir, config)  # finalized
+        name = os.path.basename(os.path.normpath(FLAGS.model_dir))
+    name = FLAGS.name or name
+    if FLAGS.model_base_path:
+        codec_dir, transforms_dir = export_lib.export_for_serving(
+            model, config, FLAGS.model_base_path, name, FLAGS.version, card)
+        print(f"full codec SavedModel: {codec_dir}")
+        print(f"transform-only SavedModel: {transforms_dir}")
+        print(f"TF Serving configs: {os.path.join(FLAGS.model_base_path, 'models.config')}, "
+              f"{os.path.join(FLAGS.model_base_path, 'batching.config')}")
     if FLAGS.ship_to:
         # float16 weights + config + fingerprint + tables: the form the package ships
         fp = api.save_shipped_model(model, config, FLAGS.ship_to, card)

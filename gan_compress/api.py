@@ -185,9 +185,12 @@ class Codec:
         q = tf.TensorSpec([], tf.int32)
         strings = tf.TensorSpec([None], tf.string)
         shape2 = tf.TensorSpec([2], tf.int32)
-        self._compress = tf.function(codec.compress, input_signature=[frames, q])
-        self._decompress = tf.function(
-            codec.decompress, input_signature=[strings, strings, shape2, q])
+        if getattr(codec, "eager", False):
+            self._compress, self._decompress = codec.compress, codec.decompress
+        else:
+            self._compress = tf.function(codec.compress, input_signature=[frames, q])
+            self._decompress = tf.function(
+                codec.decompress, input_signature=[strings, strings, shape2, q])
         if hasattr(codec, "decode_latents"):  # a Keras IFrameCodec (not a loaded SavedModel)
             self._decode_latents = tf.function(
                 codec.decode_latents, input_signature=[strings, strings, shape2])
@@ -197,7 +200,7 @@ class Codec:
                 input_signature=[latent, tf.TensorSpec(latent.shape, tf.float32), q, shape2])
         else:
             self._decode_latents = self._synthesize = None
-        self._warm = False
+        self._warm = getattr(codec, "eager", False)  # a remote model was traced at load
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -544,8 +547,9 @@ def _resolve_saved_model(path: str) -> str | None:
 class _SavedModelCodec:
     """Adapter giving a loaded full-codec SavedModel the `compress`/`decompress` of IFrameCodec."""
 
-    def __init__(self, loaded):
+    def __init__(self, loaded, eager: bool = False):
         self._m = loaded
+        self.eager = eager  # calls leave TensorFlow (gRPC): never trace them into a graph
 
     def compress(self, frames, quality):
         from gan_compress.models.iframe import CompressedFrames

@@ -40,6 +40,11 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("-n", "--no_overwrite", action="store_true",
                    help="never overwrite an existing output (the default; exits with code 2)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="code on a TF Serving-compatible server (`gan-compress serve` or a "
+                   "tensorflow_model_server with TFC's ops); --model is then the served name")
+    p.add_argument("--server_timeout", type=float, default=120.0,
+                   help="deadline of each request to --server, seconds")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -76,6 +81,20 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("input", help="input .gcv file")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.add_argument("--max_rows", type=int, default=50, help="frames listed in the table")
+
+    sv = sub.add_parser("serve", help="serve SavedModels over TF Serving's gRPC API")
+    sv.add_argument("--model_base_path", required=True,
+                    help="folder of models (export.py --model_base_path): <name>/<version>/")
+    sv.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
+    sv.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    sv.add_argument("--threads", type=int, default=8, help="request threads")
+    sv.add_argument("--max_message_mb", type=int, default=256,
+                    help="largest request or response, MiB (larger: RESOURCE_EXHAUSTED)")
+    sv.add_argument("--poll_seconds", type=float, default=1.0,
+                    help="how often new version folders are looked for")
+    sv.add_argument("--tls_cert", help="PEM certificate chain: serve over TLS")
+    sv.add_argument("--tls_key", help="PEM private key of --tls_cert")
+    sv.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
 
     sub.add_parser("demo", help="the bundled-sample demo against x264 (see `demo --help`)",
                    add_help=False)
@@ -169,6 +188,47 @@ def _load_codec(model, verbose: bool = False):
     return codec
 
 
+def _cmd_serve(args) -> int:
+    if not os.path.isdir(args.model_base_path):
+        raise CLIError(f"{args.model_base_path}: model base path is not a directory")
+    if not 0 <= args.port <= 65535:
+        raise CLIError(f"--port must be in 0..65535, got {args.port}")
+    if args.threads < 1 or args.max_message_mb < 1 or args.poll_seconds <= 0:
+        raise CLIError("--threads, --max_message_mb and --poll_seconds must be positive")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CLIError("--tls_cert and --tls_key go together")
+    for path in (args.tls_cert, args.tls_key):
+        if path:
+            _check_input(path)
+    _quiet_tensorflow(args.verbose)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from gan_compress.serving.server import Server
+
+    server = Server(args.model_base_path, args.port, args.host, args.threads,
+                    args.max_message_mb << 20, args.poll_seconds, args.tls_cert, args.tls_key)
+    server.start()
+    names = server.repo.names()
+    print(f"serving {len(names)} model(s) from {args.model_base_path} on {args.host}:"
+          f"{server.port}: " + ", ".join(f"{n} (versions {server.repo.versions(n)})"
+                                          for n in names), flush=True)
+    try:
+        server.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+def _remote_codec(args, name: str):
+    from gan_compress.serving.client import ServingClient
+
+    if args.server_timeout <= 0:
+        raise CLIError(f"--server_timeout must be positive, got {args.server_timeout}")
+    _quiet_tensorflow(args.verbose)
+    return ServingClient(args.server, timeout=args.server_timeout).codec(name)
+
+
 def _check_quality_before_load(model: str | None, quality: int) -> None:
     from gan_compress import registry
 
@@ -208,8 +268,13 @@ def _cmd_encode(args) -> int:
     # config before the seconds it takes to load the model.
     with gio.open_video(input_path, **raw):
         pass
-    _check_quality_before_load(args.model, args.quality)
-    codec = _load_codec(args.model, args.verbose)
+    if args.server:
+        from gan_compress import registry
+
+        codec = _remote_codec(args, args.model or registry.DEFAULT_MODEL)
+    else:
+        _check_quality_before_load(args.model, args.quality)
+        codec = _load_codec(args.model, args.verbose)
     if args.quality > codec.num_qualities:
         raise CLIError(f"--quality must be in 1..{codec.num_qualities}, got {args.quality}")
     stats = codec.compress_video(
@@ -236,11 +301,14 @@ def _cmd_decode(args) -> int:
         api.check_frame_size(args.input, reader.header.width, reader.header.height)
         for packet in reader:  # CRCs, and shapes against the header (no TensorFlow yet)
             api.check_packet(packet, reader.header, args.input)
-    if args.model is None:
-        from gan_compress import registry
+    if args.server:
+        codec = _remote_codec(args, args.model or reader.header.model_name)
+    else:
+        if args.model is None:
+            from gan_compress import registry
 
-        args.model = registry.model_for_stream(args.input)
-    codec = _load_codec(args.model, args.verbose)
+            args.model = registry.model_for_stream(args.input)
+        codec = _load_codec(args.model, args.verbose)
     stats = codec.decompress_video(args.input, args.output, progress=not args.quiet)
     if not args.quiet:
         print(f"{args.output}: {stats.summary('decoded')}")
@@ -253,6 +321,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from gan_compress.io import VideoError
 
     errors: list[type[BaseException]] = [CLIError, bs.BitstreamError, VideoError, ValueError]
+    if "gan_compress.serving.client" in sys.modules:
+        errors.append(sys.modules["gan_compress.serving.client"].ServingError)
     if "tensorflow" in sys.modules:
         import tensorflow as tf
 
@@ -276,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed usage / help
         return int(e.code or 0)
-    handlers = {"encode": _cmd_encode, "decode": _cmd_decode, "info": _cmd_info}
+    handlers = {"encode": _cmd_encode, "decode": _cmd_decode, "info": _cmd_info,
+                "serve": _cmd_serve}
     _quiet_tensorflow(getattr(args, "verbose", False))
     previous = _install_sigterm()
     try:

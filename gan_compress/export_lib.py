@@ -11,6 +11,8 @@ Full codec signatures (`CodecModule`):
       {y_strings [N] string, z_strings [N] string, image_shape [2], y_shape [2], z_shape [2]}
   decompress(y_strings [N] string, z_strings [N] string, image_shape int32 [2], quality int32 [])
       -> {frames uint8 [N, H, W, 3]}
+  model_info() -> {fingerprint string [], config string [] (JSON)}: what a remote client
+      writes into `.gcv` headers and checks streams against
 
 Transform-only signatures (`TransformModule`), stock TensorFlow ops only:
   analyze(frames uint8 [N, H, W, 3], quality int32 []) ->
@@ -19,6 +21,15 @@ Transform-only signatures (`TransformModule`), stock TensorFlow ops only:
   entropy_parameters(z_symbols int32, quality int32 []) -> {scale_indexes int32 [N, h, w, M]}
   synthesize(y_symbols int32, z_symbols int32, image_shape int32 [2], quality int32 [])
       -> {frames uint8 [N, H, W, 3]}
+  model_info() -> as above
+  coding_tables() -> {z_cdf, z_cdf_offset, y_cdf, y_cdf_offset int32, z_quantization_offset
+      float32}: the client's range-coding tables (also in assets/coding_tables.npz)
+
+`export_for_serving` writes both under one model base path, TF Serving's multi-model layout:
+  <base>/<name>/<version>/              the full codec
+  <base>/<name>-transforms/<version>/   the transform-only model
+  <base>/models.config                  TF Serving model config listing every model under base
+  <base>/batching.config                TF Serving batching parameters
 """
 
 from __future__ import annotations
@@ -71,14 +82,27 @@ def fingerprint(config: Config, codec) -> str:
     return h.hexdigest()
 
 
-class CodecModule(tf.Module):
+class _InfoMixin:
+    def _set_info(self, codec, config: Config | None):
+        info = (config.to_json() if config is not None else "{}", fingerprint(config, codec)
+                if config is not None else "")
+        self._info_config, self._info_fingerprint = (tf.constant(v) for v in info)
+
+    @tf.function(input_signature=[])
+    def model_info(self):
+        return {"fingerprint": tf.identity(self._info_fingerprint),
+                "config": tf.identity(self._info_config)}
+
+
+class CodecModule(_InfoMixin, tf.Module):
     """The full codec with range coding (TFC ops inside the graph)."""
 
-    def __init__(self, codec):
+    def __init__(self, codec, config: Config | None = None):
         super().__init__(name="gan_compress_codec")
         if not codec.finalized:
             raise ValueError("export needs a finalized codec (call codec.finalize())")
         self.codec = codec
+        self._set_info(codec, config)
 
     @tf.function(input_signature=[FRAMES, QUALITY])
     def compress(self, frames, quality):
@@ -93,15 +117,21 @@ class CodecModule(tf.Module):
         return {"frames": self.codec.decompress(y_strings, z_strings, image_shape, quality)}
 
 
-class TransformModule(tf.Module):
+class TransformModule(_InfoMixin, tf.Module):
     """Analysis/synthesis transforms only: servable by a stock tensorflow_model_server."""
 
-    def __init__(self, codec):
+    def __init__(self, codec, config: Config | None = None):
         super().__init__(name="gan_compress_transforms")
         if not codec.finalized:
             raise ValueError("export needs a finalized codec (call codec.finalize())")
         self.codec = codec
         self.z_offset = tf.constant(codec.z_entropy_model.quantization_offset.numpy())
+        self._tables = {k: tf.constant(v) for k, v in tables_from_codec(codec)._asdict().items()}
+        self._set_info(codec, config)
+
+    @tf.function(input_signature=[])
+    def coding_tables(self):
+        return {k: tf.identity(v) for k, v in self._tables.items()}
 
     def _z_hat(self, z_symbols):
         return tf.cast(z_symbols, tf.float32) + self.z_offset
@@ -165,21 +195,21 @@ def _save(module, signatures, base: str, version: int | None, assets: dict[str, 
 def export_codec(codec, config: Config, base: str, version: int | None = None,
                  model_card: str = "") -> str:
     """Writes the full codec SavedModel; returns its version directory."""
-    module = CodecModule(codec)
+    module = CodecModule(codec, config)
     assets = {
         "config.json": config.to_json().encode(),
         "fingerprint.txt": fingerprint(config, codec).encode(),
         "MODEL_CARD.md": model_card.encode(),
     }
     sigs = {"compress": module.compress, "decompress": module.decompress,
-            "serving_default": module.decompress}
+            "model_info": module.model_info, "serving_default": module.decompress}
     return _save(module, sigs, base, version, assets)
 
 
 def export_transforms(codec, config: Config, base: str, version: int | None = None,
                       model_card: str = "") -> str:
     """Writes the transform-only SavedModel plus the client's coding tables."""
-    module = TransformModule(codec)
+    module = TransformModule(codec, config)
     tables = tables_from_codec(codec)
     fd, tpath = tempfile.mkstemp(suffix=".npz")
     os.close(fd)
@@ -196,5 +226,48 @@ def export_transforms(codec, config: Config, base: str, version: int | None = No
         TABLES_FILENAME: tables_bytes,
     }
     sigs = {"analyze": module.analyze, "entropy_parameters": module.entropy_parameters,
-            "synthesize": module.synthesize, "serving_default": module.synthesize}
+            "synthesize": module.synthesize, "model_info": module.model_info,
+            "coding_tables": module.coding_tables, "serving_default": module.synthesize}
     return _save(module, sigs, base, version, assets)
+
+
+TRANSFORMS_SUFFIX = "-transforms"
+BATCHING_CONFIG = """\
+max_batch_size { value: 8 }
+batch_timeout_micros { value: 2000 }
+max_enqueued_batches { value: 64 }
+num_batch_threads { value: 2 }
+"""
+
+
+def serving_model_config(base: str) -> str:
+    """TF Serving's model config (text proto) for every model folder under `base`."""
+    names = sorted(d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))
+                   and not d.startswith("."))
+    entries = "".join(
+        f'  config {{\n    name: "{n}"\n    base_path: "{os.path.abspath(os.path.join(base, n))}"'
+        f'\n    model_platform: "tensorflow"\n  }}\n' for n in names)
+    return f"model_config_list {{\n{entries}}}\n"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.partial-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def export_for_serving(codec, config: Config, base: str, name: str, version: int | None = None,
+                       model_card: str = "") -> tuple[str, str]:
+    """Writes `<base>/<name>/<v>` (full codec), `<base>/<name>-transforms/<v>`, and refreshes
+    `<base>/models.config` and `<base>/batching.config`. Both versions get the same number
+    (one more than the highest of either when `version` is None). Returns the two dirs."""
+    codec_base = os.path.join(base, name)
+    transforms_base = os.path.join(base, name + TRANSFORMS_SUFFIX)
+    if version is None:
+        version = max(_next_version(codec_base), _next_version(transforms_base))
+    codec_dir = export_codec(codec, config, codec_base, version, model_card)
+    transforms_dir = export_transforms(codec, config, transforms_base, version, model_card)
+    _write_atomic(os.path.join(base, "models.config"), serving_model_config(base))
+    _write_atomic(os.path.join(base, "batching.config"), BATCHING_CONFIG)
+    return codec_dir, transforms_dir

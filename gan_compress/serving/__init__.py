@@ -1,0 +1,1 @@
+"""Serving over TF Serving's gRPC API: `server` (`gan-compress serve`) and `client`."""

@@ -318,6 +318,7 @@ class _Supervisor:
                 self._start()
                 return "hang", f"no answer within {timeout:.1f} s", 0, time.perf_counter() - t0
             outcome, detail, mismatched, rss_kb, stuck = self.conn.recv()
+            seconds = time.perf_counter() - t0  # the answer's time, not the restart's below
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self.proc.exitcode if self.proc is not None else None
             self.kill()
@@ -331,7 +332,7 @@ class _Supervisor:
             self.kill()
             self.restarts += 1
             self._start()
-            return outcome, detail, mismatched, time.perf_counter() - t0
+            return outcome, detail, mismatched, seconds
         if self.base_rss_kb is None:
             self.base_rss_kb = rss_kb
         if (rss_kb - self.base_rss_kb) / 1024 > max_rss_mb:
@@ -339,8 +340,8 @@ class _Supervisor:
             self.restarts += 1
             self._start()
             return ("memory", f"peak RSS grew by {(rss_kb - self.base_rss_kb) / 1024:.0f} MB",
-                    mismatched, time.perf_counter() - t0)
-        return outcome, detail, mismatched, time.perf_counter() - t0
+                    mismatched, seconds)
+        return outcome, detail, mismatched, seconds
 
 
 def fuzz(seeds: list[bytes], path: str = "info", cases: int = 1000, seed: int = 0,

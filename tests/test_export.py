@@ -300,9 +300,11 @@ def test_fingerprint_covers_architecture_and_weights_but_not_training_settings(
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--model_dir=m"], "give --export_dir and/or --ship_to"),
+    (["--model_dir=m"], "give --model_base_path, --export_dir and/or --ship_to"),
     (["--model_dir=m", "--export_dir=e", "--version=0"], "--version must be a positive integer"),
-    (["--export_dir=e"], "--model_dir"),
+    (["--export_dir=e"], "give one of --model_dir, --model"),
+    (["--model_dir=m", "--model=small-gan", "--model_base_path=b"],
+     "give one of --model_dir, --model"),
 ])
 def test_export_script_rejects_bad_flags_before_loading_anything(flags, message):
     proc = subprocess.run([sys.executable, "export.py", *flags], cwd=REPO, capture_output=True,

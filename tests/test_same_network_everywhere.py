@@ -89,14 +89,22 @@ def test_export_py_under_absl_codes_exactly_like_the_api_in_this_process(
         tiny_model_dir, tiny_codec, tmp_path):
     import gan_compress
 
-    base = str(tmp_path / "export")
+    base = tmp_path / "models"
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
         [sys.executable, str(REPO / "export.py"), f"--model_dir={tiny_model_dir}",
-         f"--export_dir={base}", "--kind=codec"],
+         f"--model_base_path={base}", "--name=tiny"],
         capture_output=True, text=True, env=env, cwd=str(REPO), timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    exported = gan_compress.load(base)
+    # TF Serving's multi-model layout, with configs naming both models
+    assert sorted(os.listdir(base)) == ["batching.config", "models.config", "tiny",
+                                        "tiny-transforms"]
+    assert os.listdir(base / "tiny") == os.listdir(base / "tiny-transforms") == ["1"]
+    config = (base / "models.config").read_text()
+    for name in ("tiny", "tiny-transforms"):
+        assert f'name: "{name}"\n    base_path: "{base / name}"' in config
+    assert "max_batch_size" in (base / "batching.config").read_text()
+    exported = gan_compress.load(str(base / "tiny"))
     assert exported.fingerprint == tiny_codec.fingerprint
     rgb = synthetic_rgb(1, 64, 96)
     data = tiny_codec.compress_image(rgb, quality=2)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -578,3 +579,23 @@ def test_a_range_decoder_that_never_finishes_ends_within_its_budget_as_a_clean_e
     assert lines[0] == (f"gan-compress decode: error: {crafted}: frame 1: corrupt entropy-coded "
                         f"data (the range decoder did not finish within {budget:.1f} s)")
     assert sorted(os.listdir(tmp_path)) == ["spin.gcv"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--model_base_path", "/nonexistent/models"], "/nonexistent/models: model base path is not"),
+    (["--model_base_path", ".", "--port", "70000"], "--port must be in 0..65535"),
+    (["--model_base_path", ".", "--tls_cert", "c.pem"], "--tls_cert and --tls_key go together"),
+])
+def test_serve_rejects_bad_arguments_before_loading_anything(argv, needle, capsys):
+    result = run_cli(capsys, "serve", *argv)
+    assert_user_error(result, "serve", needle)
+
+
+def test_a_server_that_is_not_there_is_one_line_and_exit_2(capsys, small_y4m, tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_cli(capsys, "encode", small_y4m, tmp_path / "a.gcv", "--server",
+                     f"127.0.0.1:{port}", "--server_timeout", "5", "--quiet")
+    assert_user_error(result, "encode", f"127.0.0.1:{port}: Predict", "UNAVAILABLE")
+    assert os.listdir(tmp_path) == []

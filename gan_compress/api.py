@@ -44,9 +44,9 @@ MAX_FRAME_PIXELS = gio.MAX_FRAME_PIXELS
 LATENT_STRIDE, HYPER_STRIDE = 16, 64
 
 # Time allowed for entropy-decoding one frame: a base plus a per-symbol allowance. Valid data
-# needs about 0.35 us per symbol on this project's 2-core machine while training ran beside it
-# (0.43 s for a 1080p frame, 1.9 s for 2160p; `benchmarks/decode_budget.py`), so the
-# allowance is about 9x that.
+# needs 0.3-0.4 us per symbol on this project's 2-core machine with training running beside it
+# (small-mse: 0.38 s for a 1080p frame, 2.0 s for 2160p; `benchmarks/decode_budget.py`), so
+# the budget is 11x that or more (6.5 s and 22.9 s there, 1.0 s for tiny frames).
 # A corrupt string can make TFC's range decoder loop forever (its Elias-gamma escape reads
 # zero bits past the end of the data without bound); past the budget the frame is reported as
 # corrupt. The spinning op cannot be cancelled: it keeps one thread busy until the process

@@ -215,6 +215,8 @@ def _cmd_serve(args) -> int:
                                           for n in names), flush=True)
     try:
         server.wait()
+    except (KeyboardInterrupt, Terminated):  # Ctrl-C, docker stop, systemd: a clean stop
+        print("gan-compress serve: stopping", file=sys.stderr, flush=True)
     finally:
         server.stop()
     return 0

@@ -58,8 +58,8 @@ def served(tiny_exports, tmp_path_factory):
         assert time.monotonic() < deadline, "server did not come up"
         time.sleep(0.5)
     yield served
-    proc.terminate()
-    proc.wait(timeout=60)
+    proc.terminate()  # SIGTERM: a clean stop, exit 0
+    assert proc.wait(timeout=60) == 0, open(log.name).read()[-3000:]
     log.close()
 
 

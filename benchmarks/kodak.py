@@ -37,7 +37,11 @@ from gan_compress.evaluation.codecs import InProcessCodec  # noqa: E402
 
 KODAK = REPO.parent / "shared" / "data" / "images" / "kodak"
 METRICS = (("psnr_rgb", "PSNR-RGB (dB)"), ("msssim_rgb_db", "MS-SSIM RGB (dB)"),
-           ("ssimulacra2", "SSIMULACRA2"))
+           ("ssimulacra2", "SSIMULACRA2"), ("vmaf_neg", "VMAF-NEG"))
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 def interpolate_at(points: list[dict], key: str, bpp: float) -> float | None:
@@ -156,11 +160,12 @@ def main(argv=None) -> int:
                                          resume=args.resume)
     points = results["mean_points"]
     lines = [f"# Kodak, {len(pngs)} images", "",
-             "| codec | q | bpp | PSNR-RGB | MS-SSIM RGB | SSIMULACRA2 |",
-             "|---|---|---|---|---|---|"]
+             "| codec | q | bpp | PSNR-RGB | MS-SSIM RGB | SSIMULACRA2 | VMAF-NEG |",
+             "|---|---|---|---|---|---|---|"]
     for pt in sorted(points, key=lambda p: (p["codec"], p["bpp"])):
         lines.append(f"| {pt['codec']} | {pt['q']} | {pt['bpp']:.4f} | {pt['psnr_rgb']:.2f} | "
-                     f"{pt['msssim_rgb']:.4f} | {pt['ssimulacra2']:.2f} |")
+                     f"{pt['msssim_rgb']:.4f} | {pt['ssimulacra2']:.2f} | "
+                     f"{_fmt(pt.get('vmaf_neg'))} |")
     lines += ["", "| codec | PSNR-RGB at 0.30 bpp |", "|---|---|"]
     for name in [*codecs, *(a.name for a in anchors)]:
         v = interpolate_at([q for q in points if q["codec"] == name], "psnr_rgb", 0.30)

@@ -35,8 +35,9 @@ import numpy as np
 from gan_compress.evaluation import bdrate, ffmpeg, metrics
 from gan_compress.evaluation.sweep import error_summary
 
-IMAGE_METRIC_KEYS = ("psnr_rgb", "msssim_rgb", "msssim_rgb_db", "ssimulacra2")
-IMAGE_BD_METRICS = ("psnr_rgb", "msssim_rgb_db", "ssimulacra2")
+IMAGE_METRIC_KEYS = ("psnr_rgb", "msssim_rgb", "msssim_rgb_db", "ssimulacra2", "vmaf",
+                     "vmaf_neg")
+IMAGE_BD_METRICS = ("psnr_rgb", "msssim_rgb_db", "ssimulacra2", "vmaf_neg")
 
 
 @dataclasses.dataclass(frozen=True)

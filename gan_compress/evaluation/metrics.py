@@ -178,6 +178,22 @@ def vmaf(ref: RawVideo, dist: RawVideo, threads: int = 2) -> dict[str, float]:
     }
 
 
+def vmaf_images(ref_png: str | os.PathLike, dist_png: str | os.PathLike,
+                threads: int = 2) -> dict[str, float]:
+    """VMAF (v0.6.1) and VMAF-NEG (v0.6.1neg) of one still image pair: both converted by
+    ffmpeg to BT.601 YUV 4:4:4 (the models read luma only, so 4:4:4 scores as 4:2:0 would and
+    odd sizes work)."""
+    with tempfile.TemporaryDirectory(prefix="vmaf_") as tmp:
+        log = Path(tmp) / "vmaf.json"
+        graph = ("[0:v]format=yuv444p[d];[1:v]format=yuv444p[r];"
+                 + vmaf_filter(log, threads).replace("[0:v][1:v]", "[d][r]", 1))
+        cmd = [ffmpeg.ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
+               "-i", str(dist_png), "-i", str(ref_png), "-lavfi", graph, "-f", "null", "-"]
+        ffmpeg.run(cmd)
+        frame = json.loads(log.read_text())["frames"][0]["metrics"]
+    return {"vmaf": float(frame["vmaf"]), "vmaf_neg": float(frame["vmaf_neg"])}
+
+
 def ssimulacra2_pngs(ref_pngs: Iterable[Path], dist_pngs: Iterable[Path]) -> list[float]:
     """SSIMULACRA2 score of each (reference, distorted) PNG pair."""
     from ssimulacra2 import compute_ssimulacra2
@@ -258,7 +274,8 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
 
 
 def image_metrics(ref_png: str | os.PathLike, dist_png: str | os.PathLike) -> dict[str, float]:
-    """RGB PSNR (MSE over all three channels), RGB MS-SSIM (dB too) and SSIMULACRA2 of two PNGs."""
+    """RGB PSNR (MSE over all three channels), RGB MS-SSIM (dB too), SSIMULACRA2, VMAF and
+    VMAF-NEG of two PNGs."""
     a, b = load_rgb(ref_png), load_rgb(dist_png)
     if a.shape != b.shape:
         raise ValueError(f"image size mismatch: {ref_png} {a.shape} vs {dist_png} {b.shape}")
@@ -271,4 +288,5 @@ def image_metrics(ref_png: str | os.PathLike, dist_png: str | os.PathLike) -> di
         "msssim_rgb_db": msssim_db(ms),
         "msssim_scales": scales,
         "ssimulacra2": ssimulacra2_pngs([Path(ref_png)], [Path(dist_png)])[0],
+        **vmaf_images(ref_png, dist_png),
     }

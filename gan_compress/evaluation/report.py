@@ -31,7 +31,7 @@ from gan_compress.evaluation.metrics import METRIC_LABELS
 
 PLOT_METRICS = ("psnr_y_seqmse", "psnr_yuv_seqmse", "msssim_y_db", "vmaf", "vmaf_neg",
                 "ssimulacra2")
-IMAGE_METRICS = ("psnr_rgb", "msssim_rgb_db", "ssimulacra2")
+IMAGE_METRICS = ("psnr_rgb", "msssim_rgb_db", "ssimulacra2", "vmaf_neg")
 TABLE_KEYS = ("bytes", "bpp", "kbps", "psnr_y_seqmse", "psnr_yuv_seqmse", "msssim_y", "vmaf",
               "vmaf_neg", "ssimulacra2", "enc_fps")
 TEST_COLORS = ("#d62728", "#9467bd", "#8c564b")

@@ -84,9 +84,13 @@ def fingerprint(config: Config, codec) -> str:
 
 class _InfoMixin:
     def _set_info(self, codec, config: Config | None):
-        info = (config.to_json() if config is not None else "{}", fingerprint(config, codec)
-                if config is not None else "")
-        self._info_config, self._info_fingerprint = (tf.constant(v) for v in info)
+        """Constants behind `model_info`: config JSON and fingerprint ("{}" and "" without a
+        config, e.g. a module built only to trace signatures)."""
+        if config is None:
+            self._info_config, self._info_fingerprint = tf.constant("{}"), tf.constant("")
+        else:
+            self._info_config = tf.constant(config.to_json())
+            self._info_fingerprint = tf.constant(fingerprint(config, codec))
 
     @tf.function(input_signature=[])
     def model_info(self):

@@ -7,6 +7,14 @@ MSE stage's checkpoint (`--init_from`) with the conditional discriminator switch
   .venv/bin/python train.py --preset=small --model_dir=runs/small_gan --stage=gan \
       --init_from=runs/small_mse --steps=5000
 
+P-frame codec (scale-space flow + residual), on 3-frame video clips, with the I-frame codec
+frozen at the given weights (`--init_from`: an I-frame run or a shipped model name):
+
+  .venv/bin/python train.py --preset=small --model_dir=runs/small_pframe_mse \
+      --stage=pframe_mse --init_from=small-mse --clip_length=3 --steps=20000
+  .venv/bin/python train.py --preset=small --model_dir=runs/small_pframe_gan \
+      --stage=pframe_gan --init_from=runs/small_pframe_mse --steps=2000
+
 Re-running the same command resumes from the last checkpoint in --model_dir.
 """
 
@@ -21,7 +29,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "small", ["tiny", "small", "hific"], "Model/config preset.")
 flags.DEFINE_multi_string("train_glob", None, "Training file globs (videos/images); repeatable.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, config.json and TensorBoard logs.")
-flags.DEFINE_enum("stage", "mse", ["mse", "gan"], "Training stage.")
+flags.DEFINE_enum("stage", "mse", ["mse", "gan", "pframe_mse", "pframe_gan"],
+                  "Training stage: I-frame codec (mse, gan) or P-frame codec (pframe_mse, "
+                  "pframe_gan; needs --clip_length >= 2 and --init_from).")
+flags.DEFINE_integer("clip_length", None, "Frames per training clip (P-frame stages: >= 2; "
+                     "default 3 there, 1 otherwise).")
 flags.DEFINE_string("init_from", None,
                     "Initial codec weights when --model_dir has no checkpoint: a model_dir (the "
                     "finished MSE stage, for --stage=gan) or a shipped model name or folder "
@@ -48,9 +60,10 @@ flags.mark_flag_as_required("model_dir")
 
 
 @flags.multi_flags_validator(["stage", "gan_loss", "d_steps_per_g"],
-                             message="--gan_loss/--d_steps_per_g need --stage=gan")
+                             message="--gan_loss/--d_steps_per_g need --stage=gan or pframe_gan")
 def _check_gan_flags(f):
-    return f["stage"] == "gan" or (f["gan_loss"] is None and f["d_steps_per_g"] is None)
+    return f["stage"] in ("gan", "pframe_gan") or (
+        f["gan_loss"] is None and f["d_steps_per_g"] is None)
 
 
 @flags.validator("steps", message="--steps must be positive")
@@ -82,6 +95,10 @@ def build_config(f):
         data = dataclasses.replace(data, batch_size=f.batch_size)
     if f.crop_size:
         data = dataclasses.replace(data, crop_size=f.crop_size)
+    pframe = f.stage.startswith("pframe")
+    clip_length = f.clip_length or (3 if pframe else None)
+    if clip_length:
+        data = dataclasses.replace(data, clip_length=clip_length)
     if f.seed is not None:
         data = dataclasses.replace(data, seed=f.seed, deterministic=True)
         train = dataclasses.replace(train, seed=f.seed)
@@ -104,6 +121,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cfg = build_config(FLAGS)
+    if cfg.train.stage.startswith("pframe") and cfg.data.clip_length < 2:
+        raise app.UsageError(f"--stage={cfg.train.stage} needs --clip_length >= 2")
     if cfg.data.batch_size % max(1, FLAGS.num_cpu_replicas if FLAGS.strategy == "mirrored" else 1):
         raise app.UsageError("--batch_size must be divisible by --num_cpu_replicas")
 

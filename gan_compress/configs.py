@@ -84,6 +84,29 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PFrameConfig:
+    """The P-frame codec (`gan_compress.models.pframe`): scale-space flow plus a residual coder.
+
+    Its quality levels and lambdas are the I-frame model's (`ModelConfig`): level q of the
+    P-frames pairs with level q of the I-frames. Both transforms downsample 16x like the I-frame
+    codec, and their hyperpriors a further 4x.
+    """
+
+    motion_channels: tuple[int, ...] = (64, 64, 64)  # motion encoder stages 1..3 / decoder 1..3
+    motion_latent_channels: int = 64
+    residual_channels: tuple[int, ...] = (96, 96, 96)
+    residual_latent_channels: int = 128
+    hyper_channels: int = 64  # hidden width of both hyperpriors
+    hyper_latent_channels: int = 32  # channels of each z
+    kernel_size: int = 5
+    scale_space_levels: int = 5  # blurred copies of the reference (sigma0 * 2^(k-1))
+    scale_space_sigma0: float = 1.5
+    # residual coder input: "residual" (x - prediction) or "conditional" (x - prediction and
+    # the prediction itself, DCVC-style context)
+    residual_input: str = "conditional"
+
+
+@dataclasses.dataclass(frozen=True)
 class LossConfig:
     """Training losses (`gan_compress.losses`)."""
 
@@ -109,7 +132,8 @@ class LossConfig:
 class TrainConfig:
     """The custom training loop (`gan_compress.training`)."""
 
-    stage: str = "mse"  # mse | gan
+    stage: str = "mse"  # mse | gan (I-frame codec) | pframe_mse | pframe_gan (P-frame codec)
+    pframe_stop_gradient: bool = False  # P-frame stages: no gradient between unrolled frames
     steps: int = 100_000
     lr: float = 1e-4
     entropy_lr: float = 1e-3  # entropy models' own optimizer
@@ -140,6 +164,7 @@ class TrainConfig:
 class Config:
     preset: str = "small"
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    pframe: PFrameConfig = dataclasses.field(default_factory=PFrameConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -178,6 +203,7 @@ def _from_dict(cls, d: Mapping[str, Any]):
 
 _SUBCONFIGS = {
     "model": ModelConfig,
+    "pframe": PFrameConfig,
     "data": DataConfig,
     "loss": LossConfig,
     "train": TrainConfig,
@@ -206,6 +232,10 @@ def _tiny() -> Config:
             disc_channels=(8, 16),
             disc_latent_channels=4,
         ),
+        pframe=PFrameConfig(motion_channels=(8, 8, 8), motion_latent_channels=8,
+                            residual_channels=(8, 8, 8), residual_latent_channels=16,
+                            hyper_channels=8, hyper_latent_channels=8, kernel_size=3,
+                            scale_space_levels=3),
         data=DataConfig(batch_size=2, crop_size=64, shuffle_buffer=8),
         train=TrainConfig(steps=2, log_every=1, image_every=0, checkpoint_every=1,
                           validate_every=0),

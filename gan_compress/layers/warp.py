@@ -7,7 +7,8 @@ volume trilinearly: bilinearly in space at (x + dx, y + dy), linearly across lev
 the motion is unpredictable (occlusions, noise) the flow decoder can pick a blurred level
 instead of a wrong sharp one, which is cheaper to correct with the residual.
 
-Shapes: images `[N, H, W, C]` float32; flow `[N, H, W, 3]` float32 with dx, dy in pixels
+Shapes: images `[N, H, W, C]` float32 (or float64: the P-frame decoder's reproducible path,
+computed in the image's dtype throughout); flow `[N, H, W, 3]` float32 with dx, dy in pixels
 (positive = sample to the right / below) and s in levels, clipped to [0, levels]. Source
 positions outside the frame are clamped to its border.
 """
@@ -19,10 +20,10 @@ import math
 import tensorflow as tf
 
 
-def gaussian_kernel(sigma: float) -> tf.Tensor:
+def gaussian_kernel(sigma: float, dtype=tf.float32) -> tf.Tensor:
     """1-D normalized Gaussian taps `[2r + 1]`, r = ceil(3 sigma)."""
     radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    x = tf.range(-radius, radius + 1, dtype=dtype)
     k = tf.exp(-0.5 * tf.square(x / sigma))
     return k / tf.reduce_sum(k)
 
@@ -38,7 +39,7 @@ def _symmetric_pad(x: tf.Tensor, r: int, axis: int) -> tf.Tensor:
 
 def gaussian_blur(image: tf.Tensor, sigma: float) -> tf.Tensor:
     """Separable Gaussian blur of `[N, H, W, C]` (edge-repeating mirror padding)."""
-    k = gaussian_kernel(sigma)
+    k = gaussian_kernel(sigma, image.dtype)
     taps = int(k.shape[0])
     r = (taps - 1) // 2
     channels = int(image.shape[-1])
@@ -63,12 +64,13 @@ def scale_space_warp(image: tf.Tensor, flow: tf.Tensor, levels: int = 5,
     """Warps `image` `[N, H, W, C]` by `flow` `[N, H, W, 3]` (dx, dy, s): trilinear sampling of
     its scale-space volume. Returns `[N, H, W, C]`; differentiable in `image` and `flow`."""
     volume = scale_space_volume(image, levels, sigma0)
+    dtype = image.dtype
+    flow = tf.cast(flow, dtype)
     shape = tf.shape(image)
     n, h, w = shape[0], shape[1], shape[2]
-    yy, xx = tf.meshgrid(tf.range(h, dtype=tf.float32), tf.range(w, dtype=tf.float32),
-                         indexing="ij")
-    x = tf.clip_by_value(xx[None] + flow[..., 0], 0.0, tf.cast(w - 1, tf.float32))
-    y = tf.clip_by_value(yy[None] + flow[..., 1], 0.0, tf.cast(h - 1, tf.float32))
+    yy, xx = tf.meshgrid(tf.range(h, dtype=dtype), tf.range(w, dtype=dtype), indexing="ij")
+    x = tf.clip_by_value(xx[None] + flow[..., 0], 0.0, tf.cast(w - 1, dtype))
+    y = tf.clip_by_value(yy[None] + flow[..., 1], 0.0, tf.cast(h - 1, dtype))
     s = tf.clip_by_value(flow[..., 2], 0.0, float(levels))
     x0, y0, s0 = tf.floor(x), tf.floor(y), tf.floor(s)
     fx, fy, fs = x - x0, y - y0, s - s0

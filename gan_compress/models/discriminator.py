@@ -37,10 +37,16 @@ class ConditionalPatchDiscriminator(tf.keras.Model):
         ]
         self.out = SNConv2D(1, 1, name="logits")
 
-    def call(self, x, y_hat, training=False) -> DiscriminatorOutput:
+    def call(self, x, y_hat, training=False, context=None) -> DiscriminatorOutput:
+        """`context`: optional `[B, H, W, C]` in [0, 1] image-sized conditioning (the P-frame
+        discriminator sees the prediction: it judges "is this a plausible frame GIVEN this
+        warped reference", which rewards carrying the reference's texture over)."""
         cond = tf.nn.leaky_relu(self.latent_proj(tf.stop_gradient(y_hat)), 0.2)
         cond = self.upsample(cond)[:, : tf.shape(x)[1], : tf.shape(x)[2], :]
-        h = tf.concat([x * 2.0 - 1.0, cond], axis=-1)
+        parts = [x * 2.0 - 1.0]
+        if context is not None:
+            parts.append(tf.stop_gradient(context) * 2.0 - 1.0)
+        h = tf.concat(parts + [cond], axis=-1)
         features = []
         for conv in self.convs:
             h = tf.nn.leaky_relu(conv(h, training=training), 0.2)

@@ -27,7 +27,13 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from gan_compress.configs import ModelConfig
-from gan_compress.layers import AnalysisDownStage, ResidualBlock, SynthesisUpStage, pad_to_multiple
+from gan_compress.layers import (
+    AnalysisDownStage,
+    ResidualBlock,
+    SynthesisUpStage,
+    exact,
+    pad_to_multiple,
+)
 
 PAD_MULTIPLE = 64  # y is 16x down, z a further 4x
 
@@ -110,6 +116,18 @@ class SynthesisTransform(tf.keras.Model):
         for up in self.ups:
             h = up(h)
         return self.out(h) + 0.5  # centre the output range on mid-grey
+
+    def call_float64(self, y_hat):
+        """The same function evaluated in float64 (`exact.run_float64`): reproducible across
+        thread counts and kernel libraries, for frames that serve as P-frame references."""
+        h = exact.run_float64(self.head, y_hat)
+        trunk = h
+        for block in self.blocks:
+            trunk = exact.run_float64(block, trunk)
+        h = h + trunk
+        for up in self.ups:
+            h = exact.run_float64(up, h)
+        return exact.run_float64(self.out, h) + 0.5
 
 
 class HyperAnalysis(tf.keras.Sequential):
@@ -333,65 +351,36 @@ class IFrameCodec(tf.keras.Model):
         scale_index = tf.clip_by_value(scale_index, 0.0, self.cfg.num_scales - 1.0)
         return mu, scale_index
 
-    # Fixed point of the exact path: values are integers in units of 2^-FRAC_BITS held in
-    # float64, which adds and multiplies integers exactly below 2^53 in any order.
-    FRAC_BITS = 16
-    ACT_LIMIT = 128.0  # layer inputs are clipped to +-128 (real units) before each convolution
-
     def _exact_hyper_synthesis(self, z_hat):
-        """The hyper-synthesis in exact fixed-point arithmetic: -> (mu, rounded scale index).
-
-        Each layer: input a (integer, scale F = 2^FRAC_BITS, clipped to +-ACT_LIMIT), kernel
-        W = round(w * F), bias round(b * F^2); out = conv(a, W) + bias at scale F^2 is exact
-        because every product and partial sum is an integer below 2^53 (`check_exactness`
-        proves the bound from the weights), whatever the summation order; then
-        floor(out / F + 1/2) back to scale F (exact: F is a power of two), then ReLU.
-        """
-        f = float(2**self.FRAC_BITS)
-        layers = self.hyper_synthesis.layers
-        h = tf.round(tf.cast(z_hat, tf.float64) * f)
-        for i, layer in enumerate(layers):
-            h = tf.clip_by_value(h, -self.ACT_LIMIT * f, self.ACT_LIMIT * f)
-            kernel = tf.round(tf.cast(layer.kernel, tf.float64) * f)
-            bias = tf.round(tf.cast(layer.bias, tf.float64) * f * f)
-            if isinstance(layer, tf.keras.layers.Conv2DTranspose):
-                shape = tf.shape(h)
-                out_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], tf.shape(kernel)[2]])
-                h = tf.nn.conv2d_transpose(h, kernel, out_shape, strides=2, padding="SAME")
-            else:
-                h = tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
-            h = tf.floor((h + bias) / f + 0.5)
-            if i < len(layers) - 1:
-                h = tf.nn.relu(h)
+        """The hyper-synthesis in exact fixed-point arithmetic (`exact.exact_hyper_synthesis`):
+        -> (mu float32, rounded scale index float32)."""
+        f = float(2**exact.FRAC_BITS)
+        h = exact.exact_hyper_synthesis(self.hyper_synthesis.layers, z_hat)
         mu, index = tf.split(h, 2, axis=-1)
         mu = tf.cast(mu / f, tf.float32)
         index = tf.cast(tf.floor(index / f + 0.5), tf.float32)
         return mu, index
 
     def check_exactness(self) -> float:
-        """Returns the largest possible partial sum (in units) of the exact hyper-synthesis,
-        over every layer and output channel: sum |W| * ACT_LIMIT * F + |bias|. Raises
-        ValueError if it is not below 2^52, i.e. if exactness cannot be guaranteed."""
-        import numpy as np
-
-        f = float(2**self.FRAC_BITS)
-        worst = 0.0
-        for layer in self.hyper_synthesis.layers:
-            k = np.round(layer.kernel.numpy().astype(np.float64) * f)
-            b = np.round(layer.bias.numpy().astype(np.float64) * f * f)
-            out_axis = 2 if isinstance(layer, tf.keras.layers.Conv2DTranspose) else 3
-            l1 = np.abs(k).sum(axis=tuple(a for a in range(4) if a != out_axis))
-            worst = max(worst, float(np.max(l1 * self.ACT_LIMIT * f + np.abs(b))))
-        if worst >= 2.0**52:
-            raise ValueError(f"hyper-synthesis weights too large for exact fixed point: "
-                             f"partial sums up to {worst:.3g} >= 2^52")
-        return worst
+        """Largest possible partial sum of the exact hyper-synthesis; raises ValueError if
+        exactness cannot be guaranteed (`exact.check_exactness`)."""
+        return exact.check_exactness(self.hyper_synthesis.layers)
 
     def synthesize_latents(self, y_symbols, mu, quality, image_shape):
         """Decoder side after entropy decoding: y symbols `[N, h, w, M]` int32 -> uint8 frames."""
         _, inv_gain = self.gains(tf.cast(quality, tf.int32) - 1)
         y_hat = (tf.cast(y_symbols, tf.float32) + mu) * inv_gain
         x_hat = tf.cast(self.synthesis(y_hat), tf.float32)
+        x_hat = x_hat[:, : image_shape[0], : image_shape[1], :]
+        return tf.saturate_cast(tf.round(x_hat * 255.0), tf.uint8)
+
+    def synthesize_reference(self, y_symbols, mu, quality, image_shape):
+        """As `synthesize_latents`, through the float64 synthesis (`SynthesisTransform.
+        call_float64`): the reconstruction a P-frame encoder and decoder both predict from."""
+        _, inv_gain = self.gains(tf.cast(quality, tf.int32) - 1)
+        y_hat = (tf.cast(y_symbols, tf.float64) + tf.cast(mu, tf.float64)) * tf.cast(
+            inv_gain, tf.float64)
+        x_hat = self.synthesis.call_float64(y_hat)
         x_hat = x_hat[:, : image_shape[0], : image_shape[1], :]
         return tf.saturate_cast(tf.round(x_hat * 255.0), tf.uint8)
 

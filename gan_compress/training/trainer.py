@@ -1,4 +1,12 @@
-"""The distributed two-stage training loop (MSE stage, then GAN stage) for the I-frame codec.
+"""The distributed training loop: MSE then GAN stage of the I-frame codec, and the same two
+stages (`pframe_mse`, `pframe_gan`) of the P-frame codec.
+
+P-frame stages train on clips `[B, T, S, S, 3]` (T = `data.clip_length` >= 2; images are left
+out by the pipeline then): frame 0 is coded by the frozen I-frame codec (its output rounded to
+uint8, as a decoder would hold it), frames 1..T-1 by the P-frame codec, each predicted from the
+previous reconstruction (unrolled; `train.pframe_stop_gradient` cuts the gradient between
+frames). The I-frame weights come from `--init_from` (an I-frame run or shipped model) and are
+not trained.
 
 Everything is built in `strategy.scope()`; input comes from
 `strategy.distribute_datasets_from_function(lambda ctx: build_inputs(cfg.data, ctx))`; each
@@ -32,9 +40,11 @@ from gan_compress.configs import Config
 from gan_compress.data import build_inputs
 from gan_compress.models.discriminator import ConditionalPatchDiscriminator
 from gan_compress.models.iframe import IFrameCodec
+from gan_compress.models.pframe import PFrameCodec
 from gan_compress.training.strategy import is_chief, worker_id
 
 CONFIG_NAME = "config.json"
+STAGES = ("mse", "gan", "pframe_mse", "pframe_gan")
 VALIDATION_LOG = "validation.jsonl"
 
 
@@ -102,11 +112,24 @@ class Trainer:
         if self.chief:
             _write_config(model_dir, cfg)
         tc = cfg.train
+        if tc.stage not in STAGES:
+            raise ValueError(f"train.stage must be one of {STAGES}, got {tc.stage!r}")
+        self.pframe = tc.stage.startswith("pframe")
+        if self.pframe and cfg.data.clip_length < 2:
+            raise ValueError(f"stage {tc.stage} needs data.clip_length >= 2 (an I-frame and at "
+                             f"least one P-frame), got {cfg.data.clip_length}")
         with self.strategy.scope():
             self.model = IFrameCodec(cfg.model)
             self.model.build_for_shape()
+            self.pmodel = None
+            latent = cfg.model.latent_channels
+            if self.pframe:
+                self.pmodel = PFrameCodec(cfg.model, cfg.pframe)
+                self.pmodel.build_for_shape()
+                latent = cfg.pframe.residual_latent_channels
             self.disc = ConditionalPatchDiscriminator(cfg.model)
-            self.disc(tf.zeros([1, 64, 64, 3]), tf.zeros([1, 4, 4, cfg.model.latent_channels]))
+            ctx = tf.zeros([1, 64, 64, 3]) if self.pframe else None
+            self.disc(tf.zeros([1, 64, 64, 3]), tf.zeros([1, 4, 4, latent]), context=ctx)
             decay_step = max(1, int(tc.lr_decay_at * tc.steps))
 
             def sched(lr, per_step=1):
@@ -126,7 +149,7 @@ class Trainer:
             # training wall time summed over all runs of this model_dir (for learning curves)
             self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                              name="train_seconds")
-            groups = self.model.variable_groups()
+            groups = self.trained_model.variable_groups()
             self.groups = {
                 "transforms": groups["transforms"],
                 "entropy": groups["entropy"],
@@ -141,15 +164,21 @@ class Trainer:
             if not cfg.loss.perceptual_weights_path:
                 raise ValueError("loss.perceptual_weight > 0 needs loss.perceptual_weights_path")
             self.perceptual = losses.PerceptualLoss(cfg.loss.perceptual_weights_path)
+        parts = {"pmodel": self.pmodel} if self.pframe else {}
         self.ckpt = tf.train.Checkpoint(
             step=self.step, train_seconds=self.train_seconds, model=self.model, disc=self.disc,
-            opt_t=self.opt_t, opt_e=self.opt_e, opt_d=self.opt_d,
+            opt_t=self.opt_t, opt_e=self.opt_e, opt_d=self.opt_d, **parts,
         )
         self.manager = tf.train.CheckpointManager(
             self.ckpt, self.ckpt_dir, max_to_keep=tc.keep_checkpoints
         )
         self._val_images = None
         self._restore(init_from)
+
+    @property
+    def trained_model(self):
+        """The codec this stage trains: the P-frame codec in pframe stages, else the I-frame."""
+        return self.pmodel if self.pframe else self.model
 
     # -- set-up checks ------------------------------------------------------------------------
 
@@ -171,7 +200,8 @@ class Trainer:
                 if id(v) in seen:
                     raise AssertionError(f"variable {v.name} is in groups {seen[id(v)]} and {name}")
                 seen[id(v)] = name
-        all_vars = list(self.model.trainable_variables) + list(self.disc.trainable_variables)
+        all_vars = list(self.trained_model.trainable_variables) + list(
+            self.disc.trainable_variables)
         missing = [v.name for v in all_vars if id(v) not in seen]
         if missing or len(seen) != len(all_vars):
             raise AssertionError(f"trainable variables in no optimizer group: {missing}")
@@ -203,8 +233,12 @@ class Trainer:
             if os.path.exists(cfg_path) and load_config(init_from).model != self.cfg.model:
                 raise ValueError(
                     f"--init_from {init_from}: its model config differs from this run's")
-            tf.train.Checkpoint(model=self.model).restore(src).expect_partial()
-            logging.info("initialised the codec from %s (step counter starts at 0)", src)
+            parts = {"model": self.model}
+            if self.pframe and tc_stage_of(init_from).startswith("pframe"):
+                parts["pmodel"] = self.pmodel
+            tf.train.Checkpoint(**parts).restore(src).expect_partial()
+            logging.info("initialised %s from %s (step counter starts at 0)",
+                         " and ".join(parts), src)
 
     def _init_from_shipped(self, folder: str) -> None:
         """Initialises the codec from a shipped model (float16 `weights.npz`, see
@@ -223,55 +257,100 @@ class Trainer:
 
     def _generator_variables(self):
         """(transform variables, entropy variables) the generator update trains."""
-        if self.cfg.train.stage == "gan" and self.cfg.train.gan_trainable == "synthesis":
+        gan = self.cfg.train.stage in ("gan", "pframe_gan")
+        if gan and self.cfg.train.gan_trainable == "synthesis":
+            if self.pframe:  # the residual decoder; motion, encoders and priors stay fixed
+                return (list(self.pmodel.residual_synthesis.trainable_variables)
+                        + list(self.pmodel.fusion.trainable_variables)), []
             return list(self.model.synthesis.trainable_variables), []
         if self.cfg.train.gan_trainable not in ("synthesis", "all"):
             raise ValueError(f"train.gan_trainable must be synthesis|all, "
                              f"got {self.cfg.train.gan_trainable!r}")
         return self.groups["transforms"], self.groups["entropy"]
 
-    def _per_replica_step(self, clip):
+    def _frame_loss(self, x, x_hat, bpp, y_hat, q, context=None):
+        """Per-example loss `[B]` and metrics of one coded frame: rate + lambda_q * MSE and the
+        optional terms (range, MS-SSIM, perceptual; adversarial and feature matching in GAN
+        stages, the discriminator conditioned on `y_hat` and `context`), divided by the
+        quality's loss normalization."""
         cfg, lc = self.cfg, self.cfg.loss
-        gan = cfg.train.stage == "gan"
+        mse = losses.mse_255(x, x_hat)
+        lam = losses.distortion_weight(q, cfg.model)
+        per = losses.rate_weight(bpp, q, cfg.model, lc) * bpp
+        per += lc.mse_weight * lam * mse
+        ps = losses.perceptual_scale(q, cfg.model)
+        metrics = {"bpp": bpp, "mse": mse, "psnr": losses.psnr(x, x_hat)}
+        if lc.range_weight > 0:
+            rng = losses.out_of_range(x_hat)
+            per += lc.range_weight * lam * rng
+            metrics["out_of_range"] = rng
+        if lc.msssim_weight > 0:
+            ms = losses.msssim_loss(x, x_hat)
+            per += lc.msssim_weight * ps * ms
+            metrics["msssim_loss"] = ms
+        if self.perceptual is not None:
+            pl = self.perceptual(x, x_hat)
+            per += lc.perceptual_weight * ps * pl
+            metrics["perceptual"] = pl
+        if cfg.train.stage in ("gan", "pframe_gan"):
+            # the discriminator judges exactly what the decoder outputs (clipped to [0, 1]) in
+            # both updates; the range penalty keeps the raw output in range
+            fake = self.disc(losses.clip_st(x_hat), y_hat, training=False, context=context)
+            real = self.disc(x, y_hat, training=False, context=context)
+            adv = losses.generator_adversarial_loss(lc.gan_loss, fake.logits)
+            fm = losses.feature_matching_loss(real.features, fake.features)
+            gs = ps if lc.gan_scaling == "lambda" else tf.ones_like(ps)
+            per += gs * (lc.gan_weight * adv + lc.feature_matching_weight * fm)
+            metrics["g_adv"] = adv
+            metrics["feature_matching"] = fm
+        return per / ps ** cfg.train.loss_normalization, metrics
+
+    def _iframe_losses(self, clip, q):
+        """-> (per-example loss, metrics, discriminator inputs (x, fake, y_hat, context))."""
         x = clip[:, 0]  # I-frame training: the first frame of each clip
-        b = tf.shape(x)[0]
+        out = self.model(x, q, training=True)
+        per, metrics = self._frame_loss(x, out.x_hat, out.bpp, out.y_hat, q)
+        return per, metrics, (x, losses.clip_st(out.x_hat), out.y_hat, None)
+
+    def _pframe_losses(self, clip, q):
+        """Frame 0 through the frozen I-frame codec (rounded to uint8 like a decoded frame),
+        frames 1..T-1 through the P-frame codec from the previous reconstruction. Losses and
+        metrics are means over the P-frames; the discriminator gets every P-frame."""
+        x0 = clip[:, 0]
+        i_out = self.model(x0, q, training=False)
+        ref = tf.stop_gradient(tf.round(tf.clip_by_value(i_out.x_hat, 0.0, 1.0) * 255.0) / 255.0)
+        per, metrics, disc_in = 0.0, {}, []
+        steps = int(clip.shape[1]) - 1
+        for t in range(1, steps + 1):
+            x = clip[:, t]
+            out = self.pmodel(x, ref, q, training=True)
+            p, m = self._frame_loss(x, out.x_hat, out.bpp, out.y_hat, q,
+                                    context=out.prediction)
+            per += p / steps
+            for k, v in m.items():
+                metrics[k] = metrics.get(k, 0.0) + v / steps
+            metrics["bpp_motion"] = metrics.get("bpp_motion", 0.0) + out.bits_motion / (
+                steps * tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32))
+            fake = losses.clip_st(out.x_hat)
+            disc_in.append((x, fake, out.y_hat, out.prediction))
+            # the next frame is predicted from this reconstruction as a decoder holds it
+            ref = fake + tf.stop_gradient(tf.round(fake * 255.0) / 255.0 - fake)
+            if self.cfg.train.pframe_stop_gradient:
+                ref = tf.stop_gradient(ref)
+        metrics["psnr_iframe"] = losses.psnr(x0, i_out.x_hat)
+        joined = tuple(tf.concat([d[i] for d in disc_in], axis=0) for i in range(4))
+        return per, metrics, joined
+
+    def _per_replica_step(self, clip):
+        cfg = self.cfg
+        gan = cfg.train.stage in ("gan", "pframe_gan")
+        b = tf.shape(clip)[0]
         gb = float(cfg.data.batch_size)
         q = tf.random.uniform([b], 0, cfg.model.num_qualities, dtype=tf.int32)
         with tf.GradientTape() as tape:
-            out = self.model(x, q, training=True)
-            mse = losses.mse_255(x, out.x_hat)
-            lam = losses.distortion_weight(q, cfg.model)
-            per = losses.rate_weight(out.bpp, q, cfg.model, lc) * out.bpp
-            per += lc.mse_weight * lam * mse
-            ps = losses.perceptual_scale(q, cfg.model)
-            x_clip = losses.clip_st(out.x_hat)
-            metrics = {"bpp": out.bpp, "mse": mse, "psnr": losses.psnr(x, out.x_hat)}
-            if lc.range_weight > 0:
-                rng = losses.out_of_range(out.x_hat)
-                per += lc.range_weight * lam * rng
-                metrics["out_of_range"] = rng
-            if lc.msssim_weight > 0:
-                ms = losses.msssim_loss(x, out.x_hat)
-                per += lc.msssim_weight * ps * ms
-                metrics["msssim_loss"] = ms
-            if self.perceptual is not None:
-                pl = self.perceptual(x, out.x_hat)
-                per += lc.perceptual_weight * ps * pl
-                metrics["perceptual"] = pl
-            if gan:
-                # the discriminator judges exactly what the decoder outputs (clipped to
-                # [0, 1]) in both updates; the range penalty keeps the raw output in range
-                fake = self.disc(x_clip, out.y_hat, training=False)
-                real = self.disc(x, out.y_hat, training=False)
-                adv = losses.generator_adversarial_loss(lc.gan_loss, fake.logits)
-                fm = losses.feature_matching_loss(real.features, fake.features)
-                gs = ps if lc.gan_scaling == "lambda" else tf.ones_like(ps)
-                per += gs * (lc.gan_weight * adv + lc.feature_matching_weight * fm)
-                metrics["g_adv"] = adv
-                metrics["feature_matching"] = fm
-            norm = ps ** cfg.train.loss_normalization
-            loss = tf.debugging.check_numerics(
-                tf.reduce_sum(per / norm) / gb, "generator loss")
+            losses_fn = self._pframe_losses if self.pframe else self._iframe_losses
+            per, metrics, (x, x_fake, y_hat, context) = losses_fn(clip, q)
+            loss = tf.debugging.check_numerics(tf.reduce_sum(per) / gb, "generator loss")
         tvars, evars = self._generator_variables()
         grads = _sum_over_replicas(tape.gradient(loss, tvars + evars))
         nt = len(tvars)
@@ -282,28 +361,32 @@ class Trainer:
                                        skip_gradients_aggregation=True)
         metrics["loss"] = per
         if gan:
-            x_fake = tf.stop_gradient(x_clip)
-            y_hat = tf.stop_gradient(out.y_hat)
+            x_fake, y_hat = tf.stop_gradient(x_fake), tf.stop_gradient(y_hat)
+            k = cfg.data.clip_length - 1 if self.pframe else 1
             for _ in range(cfg.train.d_steps_per_g):
-                d_per, d_real, d_fake = self._disc_update(x, x_fake, y_hat, gb)
-            metrics["d_loss"] = d_per
-            metrics["d_real"] = d_real
-            metrics["d_fake"] = d_fake
+                d_per, d_real, d_fake = self._disc_update(x, x_fake, y_hat, gb, context, k)
+            # several P-frames per clip: report per clip like the generator's metrics
+            metrics["d_loss"] = d_per / k
+            metrics["d_real"] = d_real / k
+            metrics["d_fake"] = d_fake / k
         # sums over the replica's examples; the caller divides by the global batch
         return {k: tf.reduce_sum(v) for k, v in metrics.items()}
 
-    def _disc_update(self, x, x_fake, y_hat, gb):
+    def _disc_update(self, x, x_fake, y_hat, gb, context=None, per_example=1):
+        """`per_example`: frames per clip in x (the P-frames of each clip weigh as one)."""
         lc = self.cfg.loss
         with tf.GradientTape() as tape:
-            real = self.disc(x, y_hat, training=True)
-            fake = self.disc(x_fake, y_hat, training=True)
+            real = self.disc(x, y_hat, training=True, context=context)
+            fake = self.disc(x_fake, y_hat, training=True, context=context)
             d_per = losses.discriminator_loss(lc.gan_loss, real.logits, fake.logits)
-            disc_fn = lambda img: self.disc(img, y_hat, training=False).logits  # noqa: E731
+            disc_fn = lambda img: self.disc(img, y_hat, training=False,  # noqa: E731
+                                            context=context).logits
             if lc.gan_loss == "wgan_gp":
                 d_per += lc.gp_weight * losses.gradient_penalty(disc_fn, x, x_fake, "wgan_gp")
             if lc.r1_weight > 0:
                 d_per += 0.5 * lc.r1_weight * losses.gradient_penalty(disc_fn, x, x_fake, "r1")
-            d_loss = tf.debugging.check_numerics(tf.reduce_sum(d_per) / gb, "discriminator loss")
+            d_loss = tf.debugging.check_numerics(
+                tf.reduce_sum(d_per) / (gb * per_example), "discriminator loss")
         grads = _sum_over_replicas(tape.gradient(d_loss, self.groups["discriminator"]))
         grads = _clip(grads, self.cfg.train.grad_clip_norm)
         self.opt_d.apply_gradients(zip(grads, self.groups["discriminator"], strict=True),
@@ -382,14 +465,14 @@ class Trainer:
                         "step %d/%d %s | %.2f steps/s ETA %s",
                         step, total, shown, sps, time.strftime("%H:%M:%S", time.gmtime(eta)),
                     )
-                if tc.image_every and step % tc.image_every == 0 and self.chief:
+                if tc.image_every and step % tc.image_every == 0 and self.chief and not self.pframe:
                     self._image_summary(clip, step)
                 now = time.time()
                 self.train_seconds.assign_add(now - t_seg)
                 t_seg = now
                 if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == total:
                     self.manager.save(checkpoint_number=step)
-                if self.chief and tc.validate_every and (
+                if self.chief and tc.validate_every and not self.pframe and (
                         step % tc.validate_every == 0 or step == total):
                     self.validate(step)
                     t_seg = time.time()  # validation time is not training time
@@ -479,3 +562,9 @@ def _sum_over_replicas(grads):
 
 def config_summary(cfg: Config) -> str:
     return json.dumps(dataclasses.asdict(cfg.train), sort_keys=True)
+
+
+def tc_stage_of(model_dir: str) -> str:
+    """The training stage recorded in a run directory's config.json ("" without one)."""
+    path = os.path.join(model_dir, CONFIG_NAME)
+    return load_config(model_dir).train.stage if os.path.exists(path) else ""

@@ -1,0 +1,358 @@
+"""The P-frame (inter-frame) codec: scale-space flow plus a conditional residual coder.
+
+Papers: Agustsson et al. 2020 (scale-space flow: the motion decoder gives dx, dy and a blur
+level s; the decoded reference is warped through a Gaussian scale-space volume), Li et al. 2021
+(DCVC: the residual coder sees the prediction as context), Mentzer et al. 2022 (GAN detail
+propagation: the generator and a discriminator conditioned on the prediction, so texture made
+in the I-frame is carried by the warp instead of re-invented every frame).
+
+Per frame t, with the decoded reference r = x_hat_{t-1}:
+  1. motion: m = MotionAnalysis([x_t, r]) -> hyperprior bottleneck -> m_hat;
+     flow = MotionSynthesis(m_hat) `[B, H, W, 3]` (dx, dy in pixels, s in levels);
+  2. prediction p = scale_space_warp(r, flow);
+  3. residual: y = ResidualAnalysis([x_t - p, p]) -> bottleneck -> y_hat;
+     x_hat_t = p + ResidualSynthesis(y_hat, p).
+
+Workflow, as for `IFrameCodec`:
+  1. Training mode: `codec(x, reference, quality_index, training=True)` -> `PFrameTrainOutput`.
+  2. `codec.finalize()` builds the range-coding tables.
+  3. Coding mode: `codec.compress(frames, references, quality)` -> (`CompressedPFrames`,
+     reconstruction), `codec.decompress(...)` -> the same reconstruction. Everything the decoder
+     computes (entropy parameters, flow, warp, residual synthesis) runs through the
+     reproducible paths of `gan_compress.layers.exact` on both sides, so the encoder's
+     reconstruction is the decoder's to the byte and a GOP cannot drift, whatever the thread
+     count (`tests/test_pframe.py`).
+
+Shapes: frames `[N, H, W, 3]` (float32 in [0, 1] when training, uint8 when coding), padded
+inside to a multiple of 64 by edge replication. Quality is 1-based at the coding methods and a
+0-based `quality_index` in training mode, pairing level q with the I-frame codec's level q.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+import tensorflow_compression as tfc
+
+from gan_compress.configs import ModelConfig, PFrameConfig
+from gan_compress.layers import AnalysisDownStage, SynthesisUpStage, exact, pad_to_multiple
+from gan_compress.layers.warp import scale_space_warp
+
+PAD_MULTIPLE = 64  # latents are 16x down, hyper-latents a further 4x
+
+
+class PFrameTrainOutput(NamedTuple):
+    """Result of a training-mode forward pass.
+
+    x_hat: `[B, H, W, 3]` float32 reconstruction (not clipped, so gradients flow).
+    prediction: `[B, H, W, 3]` float32 warped reference.
+    flow: `[B, H, W, 3]` float32 (dx, dy, s).
+    y_hat: `[B, H/16, W/16, Mr]` quantized residual latent (after inverse gain); what the
+      discriminator is conditioned on, with the prediction.
+    bits_motion, bits_residual: `[B]` float32 rate estimates in bits per frame.
+    bpp: `[B]` float32 total bits per pixel of the unpadded frame.
+    """
+
+    x_hat: tf.Tensor
+    prediction: tf.Tensor
+    flow: tf.Tensor
+    y_hat: tf.Tensor
+    bits_motion: tf.Tensor
+    bits_residual: tf.Tensor
+    bpp: tf.Tensor
+
+
+class CompressedPFrames(NamedTuple):
+    """Output of `PFrameCodec.compress` for `N` frames of one size at one quality.
+
+    motion_y, motion_z, residual_y, residual_z: `[N]` tf.string range-coded strings.
+    image_shape: `[2]` int32 (H, W) of the unpadded frames.
+    quality: int32 scalar, 1-based.
+    """
+
+    motion_y: tf.Tensor
+    motion_z: tf.Tensor
+    residual_y: tf.Tensor
+    residual_z: tf.Tensor
+    image_shape: tf.Tensor
+    quality: tf.Tensor
+
+
+class LatentCoder(tf.keras.layers.Layer):
+    """One variable-rate mean-scale hyperprior bottleneck (Minnen et al. 2018, gain vectors of
+    Cui et al. 2021): a latent `[B, h, w, M]` (h, w multiples of 4) -> its quantized version.
+
+    Training: `coder(y, quality_index, training)` -> (y_hat float32 after the inverse gain,
+    bits `[B]`). Coding: `compress(y, quality)` -> (y strings, z strings, y_hat float64) and
+    `decompress(strings, latent_shape, quality)` -> the same y_hat; the entropy parameters come
+    from the exact fixed-point hyper-synthesis, so both sides agree on every symbol's table.
+    """
+
+    def __init__(self, latent_channels: int, hyper_channels: int, hyper_latent_channels: int,
+                 model_cfg: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_channels = latent_channels
+        self.hyper_latent_channels = hyper_latent_channels
+        self.num_scales = model_cfg.num_scales
+        self.hyper_analysis = tf.keras.Sequential([
+            tf.keras.layers.Conv2D(hyper_channels, 3, padding="same", activation="relu"),
+            tf.keras.layers.Conv2D(hyper_channels, 5, strides=2, padding="same",
+                                   activation="relu"),
+            tf.keras.layers.Conv2D(hyper_latent_channels, 5, strides=2, padding="same"),
+        ], name="hyper_analysis")
+        self.hyper_synthesis = tf.keras.Sequential([
+            tf.keras.layers.Conv2DTranspose(hyper_channels, 5, strides=2, padding="same",
+                                            activation="relu"),
+            tf.keras.layers.Conv2DTranspose(hyper_channels, 5, strides=2, padding="same",
+                                            activation="relu"),
+            tf.keras.layers.Conv2D(2 * latent_channels, 3, padding="same"),
+        ], name="hyper_synthesis")
+        q = model_cfg.num_qualities
+        init = tf.linspace(-1.0, 1.0, q)[:, None] * tf.ones([1, latent_channels])
+        self.log_gain = tf.Variable(init, name="log_gain")
+        self.log_inv_gain = tf.Variable(-init, name="log_inv_gain")
+        self.hyperprior = tfc.NoisyDeepFactorized(batch_shape=[hyper_latent_channels])
+        offset = tf.math.log(model_cfg.scale_min)
+        factor = (tf.math.log(model_cfg.scale_max) - offset) / (model_cfg.num_scales - 1.0)
+        self._scale_offset, self._scale_factor = offset, factor
+        self.y_entropy_model = None
+        self.z_entropy_model = None
+
+    def scale_fn(self, index):
+        return tf.math.exp(self._scale_offset + self._scale_factor * index)
+
+    def _entropy_models(self, compression: bool):
+        y_em = tfc.LocationScaleIndexedEntropyModel(
+            tfc.NoisyNormal, self.num_scales, self.scale_fn, coding_rank=3,
+            compression=compression)
+        z_em = tfc.ContinuousBatchedEntropyModel(self.hyperprior, coding_rank=3,
+                                                 compression=compression)
+        return y_em, z_em
+
+    def gains(self, quality_index):
+        """0-based `quality_index` (scalar or `[B]`) -> (gain, inverse gain) `[B or 1, 1, 1, M]`."""
+        qi = tf.reshape(tf.cast(quality_index, tf.int32), [-1])
+        return (tf.exp(tf.gather(self.log_gain, qi))[:, None, None, :],
+                tf.exp(tf.gather(self.log_inv_gain, qi))[:, None, None, :])
+
+    def entropy_variables(self) -> list[tf.Variable]:
+        return list(self.hyperprior.trainable_variables)
+
+    def call(self, y, quality_index, training=True):
+        y_em, z_em = self._entropy_models(compression=False)
+        gain, inv_gain = self.gains(quality_index)
+        y = tf.cast(y, tf.float32) * gain
+        z = tf.cast(self.hyper_analysis(y), tf.float32)
+        _, bits_z = z_em(z, training=training)
+        offset = z_em.quantization_offset
+        z_hat = tfc.round_st(z - offset) + offset
+        mu, scale_index = tf.split(tf.cast(self.hyper_synthesis(z_hat), tf.float32), 2, -1)
+        _, bits_y = y_em(y, scale_index, loc=mu, training=training)
+        y_hat = (tfc.round_st(y - mu) + mu) * inv_gain
+        return y_hat, bits_y + bits_z
+
+    # -- coding mode --------------------------------------------------------------------------
+
+    def finalize(self) -> None:
+        exact.check_exactness(self.hyper_synthesis.layers)
+        self.y_entropy_model, self.z_entropy_model = self._entropy_models(compression=True)
+
+    def _entropy_parameters(self, z_hat):
+        f = float(2**exact.FRAC_BITS)
+        h = exact.exact_hyper_synthesis(self.hyper_synthesis.layers, z_hat)
+        mu, index = tf.split(h, 2, axis=-1)
+        index = tf.clip_by_value(tf.floor(index / f + 0.5), 0.0, self.num_scales - 1.0)
+        return tf.cast(mu / f, tf.float32), tf.cast(index, tf.float32)
+
+    def _dequantize(self, y_symbols, mu, quality):
+        _, inv_gain = self.gains(quality - 1)
+        return (tf.cast(y_symbols, tf.float64) + tf.cast(mu, tf.float64)) * tf.cast(
+            inv_gain, tf.float64)
+
+    def compress(self, y, quality):
+        """y `[N, h, w, M]` float32 (before the gain), quality int32 1-based ->
+        (y strings `[N]`, z strings `[N]`, y_hat `[N, h, w, M]` float64)."""
+        gain, _ = self.gains(quality - 1)
+        y = tf.cast(y, tf.float32) * gain
+        z = tf.cast(self.hyper_analysis(y), tf.float32)
+        offset = self.z_entropy_model.quantization_offset
+        z_hat = tf.round(z - offset) + offset
+        mu, scale_index = self._entropy_parameters(z_hat)
+        y_symbols = tf.round(y - mu)
+        z_strings = self.z_entropy_model.compress(z_hat)
+        y_strings = self.y_entropy_model.compress(y_symbols + mu, scale_index, loc=mu)
+        return y_strings, z_strings, self._dequantize(y_symbols, mu, quality)
+
+    def decompress(self, y_strings, z_strings, latent_shape, quality):
+        """Strings `[N]`, latent_shape `[2]` int32 (h, w) -> y_hat float64 `[N, h, w, M]`."""
+        z_hat = self.z_entropy_model.decompress(z_strings, latent_shape // 4)
+        mu, scale_index = self._entropy_parameters(z_hat)
+        y_hat = self.y_entropy_model.decompress(y_strings, scale_index, loc=mu)
+        return self._dequantize(tf.round(y_hat - mu), mu, quality)
+
+
+def _analysis(channels, latent_channels, kernel_size, name):
+    stages = [AnalysisDownStage(c, kernel_size, "gdn", name=f"down{i}")
+              for i, c in enumerate(channels)]
+    stages.append(AnalysisDownStage(latent_channels, kernel_size, None, name="down3"))
+    return tf.keras.Sequential(stages, name=name)
+
+
+def _synthesis(channels, out_channels, kernel_size, name, out_activation=None):
+    stages = [SynthesisUpStage(c, kernel_size, "igdn", name=f"up{i}")
+              for i, c in enumerate(reversed(channels))]
+    stages.append(SynthesisUpStage(out_channels, kernel_size, out_activation, name="up3"))
+    return tf.keras.Sequential(stages, name=name)
+
+
+class PFrameCodec(tf.keras.Model):
+    """Scale-space-flow P-frame codec with a conditional residual coder (see module docstring).
+
+    Trainable variable groups (`variable_groups`): "transforms" (every network and gain
+    vector) and "entropy" (the two factorized z priors).
+    """
+
+    REFINE_CHANNELS = 32  # width of the full-resolution fusion of residual features and p
+
+    def __init__(self, model_cfg: ModelConfig, cfg: PFrameConfig, **kwargs):
+        super().__init__(name="pframe_codec", **kwargs)
+        if cfg.residual_input not in ("residual", "conditional"):
+            raise ValueError(f"pframe.residual_input must be residual|conditional, "
+                             f"got {cfg.residual_input!r}")
+        self.model_cfg, self.cfg = model_cfg, cfg
+        k = cfg.kernel_size
+        self.motion_analysis = _analysis(cfg.motion_channels, cfg.motion_latent_channels, k,
+                                         "motion_analysis")
+        self.motion_synthesis = _synthesis(cfg.motion_channels, 3, k, "motion_synthesis")
+        self.motion_coder = LatentCoder(cfg.motion_latent_channels, cfg.hyper_channels,
+                                        cfg.hyper_latent_channels, model_cfg,
+                                        name="motion_coder")
+        self.residual_analysis = _analysis(cfg.residual_channels, cfg.residual_latent_channels,
+                                           k, "residual_analysis")
+        refine = min(self.REFINE_CHANNELS, cfg.residual_channels[0])
+        self.residual_synthesis = _synthesis(cfg.residual_channels, refine, k,
+                                             "residual_synthesis", out_activation="relu")
+        self.residual_coder = LatentCoder(cfg.residual_latent_channels, cfg.hyper_channels,
+                                          cfg.hyper_latent_channels, model_cfg,
+                                          name="residual_coder")
+        self.fusion = tf.keras.Sequential([
+            tf.keras.layers.Conv2D(refine, 3, padding="same", activation="relu"),
+            tf.keras.layers.Conv2D(3, 3, padding="same"),
+        ], name="fusion")
+
+    @property
+    def conditional(self) -> bool:
+        return self.cfg.residual_input == "conditional"
+
+    def build_for_shape(self, height: int = 64, width: int = 64) -> None:
+        """Creates all variables by running one tiny forward pass."""
+        x = tf.zeros([1, height, width, 3])
+        self(x, x, tf.zeros([1], tf.int32), training=False)
+
+    def variable_groups(self) -> dict[str, list[tf.Variable]]:
+        entropy = self.motion_coder.entropy_variables() + self.residual_coder.entropy_variables()
+        ids = {id(v) for v in entropy}
+        return {"transforms": [v for v in self.trainable_variables if id(v) not in ids],
+                "entropy": entropy}
+
+    def _warp(self, reference, flow):
+        return scale_space_warp(reference, flow, self.cfg.scale_space_levels,
+                                self.cfg.scale_space_sigma0)
+
+    def _residual_input(self, x, prediction):
+        if self.conditional:
+            return tf.concat([x - prediction, prediction], axis=-1)
+        return x - prediction
+
+    def _fusion_input(self, features, prediction):
+        if self.conditional:
+            return tf.concat([features, tf.cast(prediction, features.dtype)], axis=-1)
+        return features
+
+    # -- training mode ------------------------------------------------------------------------
+
+    def call(self, x, reference, quality_index, training=True) -> PFrameTrainOutput:
+        """x, reference: `[B, H, W, 3]` float32 in [0, 1]; quality_index `[B]` int32 in [0, Q)."""
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        xp = pad_to_multiple(x, PAD_MULTIPLE)
+        rp = pad_to_multiple(reference, PAD_MULTIPLE)
+        m = self.motion_analysis(tf.concat([xp, rp], axis=-1))
+        m_hat, bits_motion = self.motion_coder(m, quality_index, training=training)
+        flow = tf.cast(self.motion_synthesis(m_hat), tf.float32)
+        prediction = self._warp(rp, flow)
+        y = self.residual_analysis(self._residual_input(xp, prediction))
+        y_hat, bits_residual = self.residual_coder(y, quality_index, training=training)
+        features = self.residual_synthesis(y_hat)
+        x_hat = prediction + tf.cast(self.fusion(self._fusion_input(features, prediction)),
+                                     tf.float32)
+        crop = (slice(None), slice(0, height), slice(0, width), slice(None))
+        bpp = (bits_motion + bits_residual) / tf.cast(height * width, tf.float32)
+        return PFrameTrainOutput(x_hat[crop], prediction[crop], flow[crop], y_hat,
+                                 bits_motion, bits_residual, bpp)
+
+    # -- coding mode --------------------------------------------------------------------------
+
+    def finalize(self) -> None:
+        """Builds the range-coding tables of both bottlenecks (call after training)."""
+        self.motion_coder.finalize()
+        self.residual_coder.finalize()
+
+    @property
+    def finalized(self) -> bool:
+        return self.residual_coder.y_entropy_model is not None
+
+    def _check_quality(self, quality):
+        if not self.finalized:
+            raise RuntimeError("PFrameCodec.finalize() must be called before compress/decompress")
+        quality = tf.cast(quality, tf.int32)
+        tf.debugging.assert_greater_equal(quality, 1, message="quality must be >= 1")
+        tf.debugging.assert_less_equal(quality, self.model_cfg.num_qualities,
+                                       message="quality above num_qualities")
+        return quality
+
+    def _reconstruct(self, reference_padded64, m_hat, y_hat, image_shape):
+        """The decoder's reproducible path: float64 latents -> uint8 frames (cropped)."""
+        flow = exact.run_float64(self.motion_synthesis, m_hat)
+        prediction = self._warp(reference_padded64, flow)
+        features = exact.run_float64(self.residual_synthesis, y_hat)
+        x_hat = prediction + exact.run_float64(self.fusion,
+                                               self._fusion_input(features, prediction))
+        x_hat = x_hat[:, : image_shape[0], : image_shape[1], :]
+        return tf.saturate_cast(tf.round(x_hat * 255.0), tf.uint8), prediction
+
+    @staticmethod
+    def _padded_reference(references):
+        return pad_to_multiple(tf.cast(references, tf.float64) / 255.0, PAD_MULTIPLE)
+
+    def compress(self, frames, references, quality):
+        """frames, references: `[N, H, W, 3]` uint8; quality int32 scalar in [1, Q].
+
+        Returns (`CompressedPFrames`, reconstruction `[N, H, W, 3]` uint8): the reconstruction
+        is exactly what `decompress` gives, the next frame's reference.
+        """
+        quality = self._check_quality(quality)
+        image_shape = tf.shape(frames)[1:3]
+        xp = pad_to_multiple(tf.cast(frames, tf.float32) / 255.0, PAD_MULTIPLE)
+        rp64 = self._padded_reference(references)
+        m = self.motion_analysis(tf.concat([xp, tf.cast(rp64, tf.float32)], axis=-1))
+        m_y, m_z, m_hat = self.motion_coder.compress(m, quality)
+        flow = exact.run_float64(self.motion_synthesis, m_hat)
+        prediction = tf.cast(self._warp(rp64, flow), tf.float32)
+        y = self.residual_analysis(self._residual_input(xp, prediction))
+        r_y, r_z, y_hat = self.residual_coder.compress(y, quality)
+        recon, _ = self._reconstruct(rp64, m_hat, y_hat, image_shape)
+        return CompressedPFrames(m_y, m_z, r_y, r_z, image_shape, quality), recon
+
+    def decompress(self, motion_y, motion_z, residual_y, residual_z, references, image_shape,
+                   quality):
+        """Inverse of `compress`: strings `[N]`, references `[N, H, W, 3]` uint8, image_shape
+        `[2]` int32, quality int32 -> `[N, H, W, 3]` uint8."""
+        quality = self._check_quality(quality)
+        image_shape = tf.cast(image_shape, tf.int32)
+        latent_shape = (image_shape + PAD_MULTIPLE - 1) // PAD_MULTIPLE * (PAD_MULTIPLE // 16)
+        m_hat = self.motion_coder.decompress(motion_y, motion_z, latent_shape, quality)
+        y_hat = self.residual_coder.decompress(residual_y, residual_z, latent_shape, quality)
+        recon, _ = self._reconstruct(self._padded_reference(references), m_hat, y_hat,
+                                     image_shape)
+        return recon

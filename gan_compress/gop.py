@@ -1,0 +1,153 @@
+"""GOP coding in memory: I-frames and P-frames of one clip, without the container.
+
+`GopEncoder` codes frames one at a time: an I-frame at the start of every group of pictures
+(`gop` frames; `gop=-1`: only the first frame), P-frames in between, each predicted from the
+previous frame's reconstruction. The reconstruction the encoder predicts from is the decoder's,
+byte for byte: I-frames go through `IFrameCodec.synthesize_reference` and P-frames through
+`PFrameCodec`'s float64 decoder path (`gan_compress.layers.exact`), so nothing drifts through a
+GOP whatever thread count either side runs with. `GopDecoder` mirrors it. Memory is one
+reference frame on either side, however long the clip.
+
+The coding functions are `tf.function`s with fixed input signatures (any frame size, one frame
+per call), traced once per codec.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from gan_compress.models.iframe import IFrameCodec
+from gan_compress.models.pframe import PFrameCodec
+
+FRAME_I, FRAME_P = "I", "P"
+DEFAULT_GOP = 12  # low delay: an I-frame every 12 frames (0.4 s at 30 fps) for seeking
+
+
+class CodedFrame(NamedTuple):
+    """One coded frame. frame_type: "I" or "P"; strings: (y, z) for I-frames, (motion y,
+    motion z, residual y, residual z) for P-frames; height, width; quality 1-based."""
+
+    frame_type: str
+    strings: tuple[bytes, ...]
+    height: int
+    width: int
+    quality: int
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(len(s) for s in self.strings)
+
+
+def frame_types(num_frames: int, gop: int) -> list[str]:
+    """"I"/"P" for each frame index: I at 0, gop, 2*gop, ... (`gop` -1: only frame 0)."""
+    if gop == 0 or gop < -1:
+        raise ValueError(f"gop must be >= 1 or -1 (only the first frame intra), got {gop}")
+    return [FRAME_I if (i == 0 or (gop > 0 and i % gop == 0)) else FRAME_P
+            for i in range(num_frames)]
+
+
+_FRAME = tf.TensorSpec([1, None, None, 3], tf.uint8)
+_STR = tf.TensorSpec([1], tf.string)
+_SHAPE = tf.TensorSpec([2], tf.int32)
+_Q = tf.TensorSpec([], tf.int32)
+
+
+class _Functions:
+    """The traced coding functions of one (I-frame, P-frame) codec pair."""
+
+    def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec):
+        for codec, name in ((iframe, "IFrameCodec"), (pframe, "PFrameCodec")):
+            if not codec.finalized:
+                raise RuntimeError(f"{name}.finalize() must be called before GOP coding")
+
+        @tf.function(input_signature=[_FRAME, _Q])
+        def i_encode(frame, quality):
+            c = iframe.compress(frame, quality)
+            symbols, mu = iframe.decode_latents(c.y_strings, c.z_strings, c.image_shape)
+            recon = iframe.synthesize_reference(symbols, mu, quality, c.image_shape)
+            return c.y_strings, c.z_strings, recon
+
+        @tf.function(input_signature=[_STR, _STR, _SHAPE, _Q])
+        def i_decode(y, z, shape, quality):
+            symbols, mu = iframe.decode_latents(y, z, shape)
+            return iframe.synthesize_reference(symbols, mu, quality, shape)
+
+        @tf.function(input_signature=[_FRAME, _FRAME, _Q])
+        def p_encode(frame, reference, quality):
+            c, recon = pframe.compress(frame, reference, quality)
+            return c.motion_y, c.motion_z, c.residual_y, c.residual_z, recon
+
+        @tf.function(input_signature=[_STR, _STR, _STR, _STR, _FRAME, _SHAPE, _Q])
+        def p_decode(my, mz, ry, rz, reference, shape, quality):
+            return pframe.decompress(my, mz, ry, rz, reference, shape, quality)
+
+        self.i_encode, self.i_decode = i_encode, i_decode
+        self.p_encode, self.p_decode = p_encode, p_decode
+
+
+class GopEncoder:
+    """Codes frames `[H, W, 3]` uint8 one at a time; `encode` returns (CodedFrame,
+    reconstruction uint8 `[H, W, 3]`)."""
+
+    def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec, quality: int,
+                 gop: int = DEFAULT_GOP):
+        frame_types(1, gop)  # validates gop
+        if not 1 <= quality <= iframe.cfg.num_qualities:
+            raise ValueError(f"quality must be in 1..{iframe.cfg.num_qualities}, got {quality}")
+        self.fn = _Functions(iframe, pframe)
+        self.quality, self.gop = int(quality), int(gop)
+        self.index = 0
+        self.reference: np.ndarray | None = None
+
+    def next_type(self) -> str:
+        if self.reference is None:
+            return FRAME_I
+        return frame_types(self.index + 1, self.gop)[self.index]
+
+    def encode(self, frame: np.ndarray) -> tuple[CodedFrame, np.ndarray]:
+        frame = np.asarray(frame, np.uint8)
+        h, w = frame.shape[:2]
+        if self.reference is not None and self.reference.shape != frame.shape:
+            raise ValueError(f"frame {self.index}: size {w}x{h} differs from the reference's")
+        kind = self.next_type()
+        q = tf.constant(self.quality, tf.int32)
+        if kind == FRAME_I:
+            y, z, recon = self.fn.i_encode(frame[None], q)
+            strings = (y.numpy()[0], z.numpy()[0])
+        else:
+            *s, recon = self.fn.p_encode(frame[None], self.reference[None], q)
+            strings = tuple(t.numpy()[0] for t in s)
+        self.reference = recon.numpy()[0]
+        self.index += 1
+        return CodedFrame(kind, strings, h, w, self.quality), self.reference
+
+
+class GopDecoder:
+    """Decodes `CodedFrame`s in order (a P-frame needs the frame before it decoded, or a
+    reference given to `reset`); `decode` returns `[H, W, 3]` uint8."""
+
+    def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec):
+        self.fn = _Functions(iframe, pframe)
+        self.reference: np.ndarray | None = None
+
+    def reset(self, reference: np.ndarray | None = None) -> None:
+        self.reference = reference
+
+    def decode(self, coded: CodedFrame) -> np.ndarray:
+        shape = tf.constant([coded.height, coded.width], tf.int32)
+        q = tf.constant(coded.quality, tf.int32)
+        strings = [tf.constant([s]) for s in coded.strings]
+        if coded.frame_type == FRAME_I:
+            recon = self.fn.i_decode(*strings, shape, q)
+        elif coded.frame_type == FRAME_P:
+            if self.reference is None or self.reference.shape[:2] != (coded.height, coded.width):
+                raise ValueError("a P-frame needs the previous frame decoded first (decode "
+                                 "from the I-frame that starts its GOP)")
+            recon = self.fn.p_decode(*strings, self.reference[None], shape, q)
+        else:
+            raise ValueError(f"unknown frame type {coded.frame_type!r}")
+        self.reference = recon.numpy()[0]
+        return self.reference

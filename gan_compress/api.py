@@ -147,17 +147,24 @@ def _call_within(fn, seconds: float):
 
 def check_packet(packet: bs.FramePacket, header: bs.SequenceHeader | None,
                  path: str = "<stream>") -> None:
-    """Checks an I-frame packet's type and shapes against the sequence header (`packet_shapes`
+    """Checks a packet's type and shapes against the sequence header (`packet_shapes`
     of the header's frame size, at most `MAX_FRAME_PIXELS`) without TensorFlow; raises
     `MalformedError` naming `path` and the frame."""
     def bad(problem: str) -> bs.BitstreamError:
         return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
 
-    if packet.frame_type != bs.FrameType.I:
-        raise bad(f"frame type {packet.frame_type.name} is not supported by the I-frame codec")
-    if len(packet.shapes) != 3 or len(packet.strings) != 2 or any(
+    kind = packet.frame_type
+    if kind == bs.FrameType.P and header is not None and header.intra_period == 1:
+        raise bad("a P-frame in an all-intra stream (the header's intra_period is 1)")
+    if kind == bs.FrameType.P and packet.frame_index == 0:
+        raise bad("the first frame is a P-frame (nothing to predict it from)")
+    if kind not in (bs.FrameType.I, bs.FrameType.P):
+        raise bad(f"frame type {kind.name} is not supported")
+    num_strings = 2 if kind == bs.FrameType.I else 4
+    if len(packet.shapes) != 3 or len(packet.strings) != num_strings or any(
             len(s) != 2 for s in packet.shapes):
-        raise bad("malformed I-frame packet (expected 3 shapes of rank 2 and 2 strings)")
+        raise bad(f"malformed {kind.name}-frame packet (expected 3 shapes of rank 2 and "
+                  f"{num_strings} strings)")
     h, w = packet.shapes[0]
     if header is not None and (h, w) != (header.height, header.width):
         raise bad(f"the packet's frame size {w}x{h} differs from the sequence header's "
@@ -170,13 +177,26 @@ def check_packet(packet: bs.FramePacket, header: bs.SequenceHeader | None,
                   f"(expected {packet_shapes(h, w)[1:]})")
 
 
+def _packet_of(coded, frame_index: int) -> bs.FramePacket:
+    """A `gop.CodedFrame` -> its container packet (I: y, z strings; P: motion y, motion z,
+    residual y, residual z), with the frame and latent shapes (`packet_shapes`)."""
+    from gan_compress import gop
+
+    kind = bs.FrameType.I if coded.frame_type == gop.FRAME_I else bs.FrameType.P
+    return bs.FramePacket(frame_index=frame_index, frame_type=kind, quality=coded.quality,
+                          shapes=packet_shapes(coded.height, coded.width),
+                          strings=tuple(bytes(s) for s in coded.strings))
+
+
 class Codec:
     """A loaded codec; thread-compatible (not thread-safe)."""
 
-    def __init__(self, codec, config: Config, fingerprint_hex: str, name: str):
+    def __init__(self, codec, config: Config, fingerprint_hex: str, name: str, pframe=None):
         import tensorflow as tf
 
         self._model = codec
+        self._pframe = pframe  # PFrameCodec of a video model, else None
+        self._gop_functions = None
         self.config = config
         self.fingerprint = bytes.fromhex(fingerprint_hex)
         self.name = name
@@ -201,6 +221,26 @@ class Codec:
         else:
             self._decode_latents = self._synthesize = None
         self._warm = getattr(codec, "eager", False)  # a remote model was traced at load
+
+    @property
+    def supports_inter(self) -> bool:
+        """Whether this model codes P-frames (a video model), not only I-frames."""
+        return self._pframe is not None
+
+    @property
+    def default_intra_period(self) -> int:
+        """The intra period `compress_video` uses when none is given: `gop.DEFAULT_GOP` for a
+        video model, 1 (all intra) for an I-frame-only model."""
+        from gan_compress import gop
+
+        return gop.DEFAULT_GOP if self.supports_inter else 1
+
+    def _gop(self):
+        from gan_compress import gop
+
+        if self._gop_functions is None:
+            self._gop_functions = gop.GopFunctions(self._model, self._pframe)
+        return self._gop_functions
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -237,6 +277,10 @@ class Codec:
         def bad(problem: str) -> bs.BitstreamError:
             return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
 
+        if packet.frame_type != bs.FrameType.I or (header is not None and
+                                                   header.intra_period != 1):
+            raise bad("a frame of a stream with P-frames depends on the frames before it: "
+                      "decode it with iter_decoded")
         h, w = packet.shapes[0]
         if not 1 <= packet.quality <= self.num_qualities:
             raise bad(f"quality {packet.quality} is outside model {self.name}'s "
@@ -294,14 +338,22 @@ class Codec:
         )
 
     def compress_video(self, input_path: str, output_path: str, quality: int = 3,
-                       frames: int | None = None, intra_period: int = 1,
+                       frames: int | None = None, intra_period: int | None = None,
                        progress: bool = False, raw_options: dict | None = None) -> EncodeStats:
         """Encodes a video or image file into a `.gcv` file (written atomically).
 
+        `intra_period`: frames per GOP (an I-frame every `intra_period` frames, P-frames
+        between; 1 = all intra, 0 = only the first frame intra; None: `default_intra_period`).
+
         `raw_options` (width, height, fps) describe headerless `.yuv` input."""
         quality = self.check_quality(quality)
-        if intra_period != 1:
-            raise ValueError(f"model {self.name} codes I-frames only: --intra_period must be 1, "
+        if intra_period is None:
+            intra_period = self.default_intra_period
+        if intra_period != 1 and not self.supports_inter:
+            raise ValueError(f"model {self.name} codes I-frames only: the GOP must be 1 (all "
+                             f"intra), got {intra_period}")
+        if intra_period < 0:
+            raise ValueError(f"the intra period must be >= 0 (0: only the first frame intra), "
                              f"got {intra_period}")
         if frames is not None and frames < 1:
             raise ValueError(f"--frames must be at least 1, got {frames}")
@@ -312,12 +364,21 @@ class Codec:
             total = min(x for x in (info.num_frames, frames) if x is not None) if (
                 info.num_frames or frames) else None
             n = 0
+            encoder = None
+            if intra_period != 1:
+                from gan_compress import gop
+
+                encoder = gop.GopEncoder(self._model, self._pframe, quality,
+                                         intra_period if intra_period > 0 else -1, self._gop())
             with bs.ContainerWriter(output_path, self._header(info, intra_period)) as writer, \
                     _progress(total, "encode", progress) as bar:
                 for rgb in reader.frames_rgb():
                     if frames is not None and n >= frames:
                         break
-                    writer.write(self.encode_frame(rgb, quality, n))
+                    if encoder is None:
+                        writer.write(self.encode_frame(rgb, quality, n))
+                    else:
+                        writer.write(_packet_of(encoder.encode(rgb)[0], n))
                     n += 1
                     bar.update(1)
                 if n == 0:  # inside the writer's block, so no empty .gcv is left behind
@@ -325,33 +386,108 @@ class Codec:
         size = os.path.getsize(output_path)
         return EncodeStats(n, size, info.width, info.height, info.fps, time.perf_counter() - t0)
 
-    def iter_decoded(self, input_path: str) -> Iterator[np.ndarray]:
-        """Streams decoded RGB frames `[H, W, 3]` uint8 of a `.gcv` file."""
+    def iter_decoded(self, input_path: str, start: int = 0,
+                     count: int | None = None) -> Iterator[np.ndarray]:
+        """Streams decoded RGB frames `[H, W, 3]` uint8 of a `.gcv` file: frames `start`,
+        `start + 1`, ... (`count` of them, default all). A stream with P-frames is entered at
+        the I-frame at or before `start` (the seek index); memory stays one frame however
+        long the clip."""
         with bs.ContainerReader(input_path, expected_fingerprint=self.fingerprint) as reader:
             header = reader.header
             check_frame_size(input_path, header.width, header.height)
-            for packet in reader:
-                yield self.decode_packet(packet, header, input_path)
+            if not 0 <= start < max(1, reader.num_frames):
+                raise ValueError(f"{input_path}: start frame {start} is outside 0.."
+                                 f"{reader.num_frames - 1}")
+            end = reader.num_frames if count is None else min(reader.num_frames, start + count)
+            if header.intra_period == 1:
+                for packet in reader.iter_packets(start):
+                    if packet.frame_index >= end:
+                        return
+                    yield self.decode_packet(packet, header, input_path)
+                return
+            if not self.supports_inter:
+                raise bs.MalformedError(input_path, f"the stream has P-frames (intra period "
+                                        f"{header.intra_period}) and model {self.name} codes "
+                                        f"I-frames only")
+            key = reader.seek(start).frame_index
+            decoder = self._gop_decoder(input_path)
+            for packet in reader.iter_packets(key):
+                if packet.frame_index >= end:
+                    return
+                rgb = self._decode_gop_packet(decoder, packet, header, input_path)
+                if packet.frame_index >= start:
+                    yield rgb
+
+    def _gop_decoder(self, path: str):
+        from gan_compress import gop
+
+        self._warm_up_decoder()
+        return gop.GopDecoder(self._model, self._pframe, functions=self._gop())
+
+    def _decode_gop_packet(self, decoder, packet: bs.FramePacket, header: bs.SequenceHeader,
+                           path: str) -> np.ndarray:
+        """One packet of a stream with P-frames, through `decoder` (which holds the reference);
+        the entropy decoding runs within `entropy_decode_budget`."""
+        import tensorflow as tf
+
+        from gan_compress import gop
+
+        check_packet(packet, header, path)
+
+        def bad(problem: str) -> bs.BitstreamError:
+            return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
+
+        if not 1 <= packet.quality <= self.num_qualities:
+            raise bad(f"quality {packet.quality} is outside model {self.name}'s "
+                      f"1..{self.num_qualities}")
+        h, w = packet.shapes[0]
+        p = self.config.pframe
+        channels = (self.config.model.latent_channels + self.config.model.hyper_latent_channels
+                    if packet.frame_type == bs.FrameType.I else
+                    p.motion_latent_channels + p.residual_latent_channels
+                    + 2 * p.hyper_latent_channels)
+        budget = entropy_decode_budget(h, w, channels)
+        decoder.run_entropy = lambda fn: _call_within(fn, budget)
+        kind = gop.FRAME_I if packet.frame_type == bs.FrameType.I else gop.FRAME_P
+        coded = gop.CodedFrame(kind, packet.strings, h, w, packet.quality)
+        try:
+            return decoder.decode(coded)
+        except tf.errors.OpError as e:
+            first = (e.message or str(e)).strip().splitlines()[0][:120]
+            raise bad(f"corrupt entropy-coded data ({first})") from None
+        except TimeoutError:
+            raise bad(f"corrupt entropy-coded data (the range decoder did not finish within "
+                      f"{budget:.1f} s)") from None
+        except ValueError as e:
+            raise bad(str(e)) from None
 
     def read_header(self, input_path: str) -> bs.SequenceHeader:
         with bs.ContainerReader(input_path, expected_fingerprint=self.fingerprint) as reader:
             return reader.header
 
-    def decompress_video(self, input_path: str, output_path: str,
-                         progress: bool = False) -> EncodeStats:
+    def decompress_video(self, input_path: str, output_path: str, progress: bool = False,
+                         start: int = 0, frames: int | None = None) -> EncodeStats:
         """Decodes a `.gcv` file to `.y4m`, `.mkv`, `.mp4` or `.png` (a `%05d` pattern for
-        several frames; without a pattern, frames go to `<stem>_00001.png`, ...)."""
+        several frames; without a pattern, frames go to `<stem>_00001.png`, ...): frames
+        `start` .. `start + frames - 1` (default: all)."""
         t0 = time.perf_counter()
         header = self.read_header(input_path)
+        if frames is not None and frames < 1:
+            raise ValueError(f"--frames must be at least 1, got {frames}")
+        if not 0 <= start < max(1, header.num_frames):
+            raise ValueError(f"{input_path}: --start {start} is outside the stream's frames "
+                             f"0..{header.num_frames - 1}")
+        wanted = header.num_frames - start if frames is None else min(
+            frames, header.num_frames - start)
         fps = fractions.Fraction(header.fps_num, header.fps_den)
         color = gio.ColorSpec(header.matrix, header.color_range)
         info = gio.VideoInfo(path=output_path, width=header.width, height=header.height, fps=fps,
-                             num_frames=header.num_frames, pix_fmt="yuv420p", color=color)
+                             num_frames=wanted, pix_fmt="yuv420p", color=color)
         out = output_path
         lower = out.lower()
         if lower.endswith(".png"):
-            if header.num_frames == 1 and "%" not in out:
-                rgb = next(iter(self.iter_decoded(input_path)))
+            if wanted == 1 and "%" not in out:
+                rgb = next(iter(self.iter_decoded(input_path, start, 1)))
                 gio.write_png(out, rgb)
                 return EncodeStats(1, os.path.getsize(input_path), header.width, header.height,
                                    fps, time.perf_counter() - t0)
@@ -364,16 +500,16 @@ class Codec:
             raise ValueError(f"{output_path}: {kind} output is 4:2:0 and needs an even size, "
                              f"the video is {header.width}x{header.height}; decode to .png")
         decoded = 0
-        with _progress(header.num_frames, "decode", progress) as bar:
-            def frames():
+        with _progress(wanted, "decode", progress) as bar:
+            def decoded_frames():
                 nonlocal decoded
-                for rgb in self.iter_decoded(input_path):
+                for rgb in self.iter_decoded(input_path, start, wanted):
                     decoded += 1
                     bar.update(1)
                     yield rgb
 
             kwargs = {"crf": 12} if lower.endswith((".mkv", ".mp4")) else {}
-            n = gio.write_video(out, frames(), info, **kwargs)  # atomic, PNG sets included
+            n = gio.write_video(out, decoded_frames(), info, **kwargs)  # atomic, PNG sets included
         return EncodeStats(n, os.path.getsize(input_path), header.width, header.height, fps,
                            time.perf_counter() - t0)
 
@@ -414,6 +550,37 @@ def _read_config(path: str) -> Config:
         return Config.from_json(f.read())
 
 
+def _has_pframe(model_dir: str, config: Config) -> bool:
+    """Whether `model_dir` holds a video model (I-frame and P-frame codecs): shipped P-frame
+    weights, or a checkpoint of a P-frame training stage."""
+    if os.path.exists(os.path.join(model_dir, SHIPPED_WEIGHTS)):
+        return os.path.exists(os.path.join(model_dir, SHIPPED_PFRAME_WEIGHTS))
+    return config.train.stage.startswith("pframe")
+
+
+def _build_pframe_from_checkpoint(model_dir: str, config: Config):
+    """The finalized P-frame codec of a video model, or None for an I-frame-only model."""
+    if not _has_pframe(model_dir, config):
+        return None
+    import tensorflow as tf
+
+    from gan_compress.models.pframe import PFrameCodec
+
+    pmodel = PFrameCodec(config.model, config.pframe)
+    pmodel.build_for_shape()
+    weights = os.path.join(model_dir, SHIPPED_PFRAME_WEIGHTS)
+    if os.path.exists(weights):
+        load_shipped_weights(pmodel, weights)
+    else:
+        ckpt_path = tf.train.latest_checkpoint(model_dir)
+        if ckpt_path is None:
+            raise ModelLoadError(f"{model_dir}: no checkpoint found")
+        status = tf.train.Checkpoint(pmodel=pmodel).read(ckpt_path)
+        status.expect_partial().assert_existing_objects_matched()
+    pmodel.finalize()
+    return pmodel
+
+
 def _build_from_checkpoint(model_dir: str, config: Config):
     import tensorflow as tf
 
@@ -439,6 +606,7 @@ def _build_from_checkpoint(model_dir: str, config: Config):
 
 TABLES_CACHE = "z_tables.npz"
 SHIPPED_WEIGHTS = "weights.npz"
+SHIPPED_PFRAME_WEIGHTS = "pframe_weights.npz"  # video models only
 
 
 def load_shipped_weights(model, path: str) -> None:
@@ -458,7 +626,14 @@ def load_shipped_weights(model, path: str) -> None:
             v.assign(value.astype(np.float32))
 
 
-def save_shipped_model(model, config: Config, out_dir: str, card: str = "") -> str:
+def _save_float16(model, path: str) -> None:
+    arrays = {f"w{i:03d}": v.numpy().astype(np.float16)
+              for i, v in enumerate(model.trainable_variables)}
+    np.savez(path, **arrays)
+
+
+def save_shipped_model(model, config: Config, out_dir: str, card: str = "",
+                       pmodel=None) -> str:
     """Writes a model in the shipped form (see `gan_compress.registry`): float16 weights,
     config, fingerprint of the weights as they load back, z tables and the model card.
     The folder is built beside `out_dir` and renamed into place. Returns the fingerprint."""
@@ -471,13 +646,13 @@ def save_shipped_model(model, config: Config, out_dir: str, card: str = "") -> s
     tmp = f"{out_dir}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    arrays = {f"w{i:03d}": v.numpy().astype(np.float16)
-              for i, v in enumerate(model.trainable_variables)}
-    np.savez(os.path.join(tmp, SHIPPED_WEIGHTS), **arrays)
+    _save_float16(model, os.path.join(tmp, SHIPPED_WEIGHTS))
+    if pmodel is not None:
+        _save_float16(pmodel, os.path.join(tmp, SHIPPED_PFRAME_WEIGHTS))
     with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
         f.write(config.to_json())
     loaded = _build_from_checkpoint(tmp, config)  # the float16-rounded weights, finalized
-    fp = fingerprint(config, loaded)
+    fp = fingerprint(config, loaded, _build_pframe_from_checkpoint(tmp, config))
     with open(os.path.join(tmp, FINGERPRINT_NAME), "w") as f:
         f.write(fp + "\n")
     if card:
@@ -595,8 +770,9 @@ def load(path: str | None = None, name: str | None = None) -> Codec:
         raise ModelLoadError(f"{path}: not a gan_compress model (no {CONFIG_NAME})")
     config = _read_config(cfg_path)
     model = _build_from_checkpoint(path, config)
-    return Codec(model, config, fingerprint(config, model),
-                 name or shipped or f"{config.model.name}-{config.preset}")
+    pmodel = _build_pframe_from_checkpoint(path, config)
+    return Codec(model, config, fingerprint(config, model, pmodel),
+                 name or shipped or f"{config.model.name}-{config.preset}", pframe=pmodel)
 
 
 def load_for_stream(gcv_path: str, model: str | None = None) -> Codec:

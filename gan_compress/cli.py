@@ -1,7 +1,7 @@
 """The `gan-compress` command line (also `python -m gan_compress`).
 
-  gan-compress encode INPUT OUTPUT.gcv [--model DIR] [--quality N] [--frames N] [--intra_period N]
-  gan-compress decode INPUT.gcv OUTPUT(.y4m|.mkv|.mp4|.png) [--model DIR]
+  gan-compress encode INPUT OUTPUT.gcv [--model DIR] [--quality N] [--frames N] [--gop N]
+  gan-compress decode INPUT.gcv OUTPUT(.y4m|.mkv|.mp4|.png) [--model DIR] [--start N] [--frames N]
   gan-compress info INPUT.gcv [--json]
   gan-compress eval --report DIR [...]            (see `gan-compress eval --help`)
   gan-compress demo [--model DIR] [--out DIR]     (Quick start: the sample clip vs x264)
@@ -61,8 +61,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    "small-mse: highest PSNR) or a model dir / export")
     e.add_argument("--quality", type=int, default=3, help="quality level, 1 = lowest rate")
     e.add_argument("--frames", type=int, help="encode at most N frames")
-    e.add_argument("--intra_period", type=int, default=1,
-                   help="frames between key frames (the I-frame model supports 1)")
+    e.add_argument("--gop", type=int, default=None,
+                   help="frames per group of pictures: an I-frame every N frames, P-frames "
+                   "between; -1 = only the first frame intra; 1 = all intra (default: 12 for a "
+                   "video model, 1 for an I-frame-only model)")
+    e.add_argument("--intra_period", type=int, default=None, help=argparse.SUPPRESS)
     e.add_argument("--width", type=int, help="raw .yuv input: width")
     e.add_argument("--height", type=int, help="raw .yuv input: height")
     e.add_argument("--fps", help="raw .yuv input: frame rate, e.g. 30000/1001")
@@ -74,6 +77,9 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("output", help="output .y4m, .mkv, .mp4 or .png (frame pattern for video)")
     d.add_argument("--model", help="model dir or export (default: the shipped model whose "
                    "fingerprint the stream records)")
+    d.add_argument("--start", type=int, default=0,
+                   help="first frame to output (decoding starts at the I-frame before it)")
+    d.add_argument("--frames", type=int, help="output at most N frames")
     d.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     _add_output_flags(d)
 
@@ -256,8 +262,12 @@ def _cmd_encode(args) -> int:
         raise CLIError(f"--quality must be >= 1, got {args.quality}")
     if args.frames is not None and args.frames < 1:
         raise CLIError(f"--frames must be >= 1, got {args.frames}")
-    if args.intra_period < 1:
-        raise CLIError(f"--intra_period must be >= 1, got {args.intra_period}")
+    if args.intra_period is not None:  # the older spelling of --gop
+        if args.intra_period < 1:
+            raise CLIError(f"--intra_period must be >= 1, got {args.intra_period}")
+        args.gop = args.gop if args.gop is not None else args.intra_period
+    if args.gop is not None and (args.gop == 0 or args.gop < -1):
+        raise CLIError(f"--gop must be >= 1 or -1 (only the first frame intra), got {args.gop}")
     input_path = args.input
     if input_path.lower().endswith(".yuv"):
         if not (args.width and args.height and args.fps):
@@ -279,9 +289,12 @@ def _cmd_encode(args) -> int:
         codec = _load_codec(args.model, args.verbose)
     if args.quality > codec.num_qualities:
         raise CLIError(f"--quality must be in 1..{codec.num_qualities}, got {args.quality}")
+    intra_period = None if args.gop is None else (0 if args.gop == -1 else args.gop)
+    if intra_period not in (None, 1) and not getattr(codec, "supports_inter", False):
+        raise CLIError(f"model {codec.name} codes I-frames only: --gop must be 1, got {args.gop}")
     stats = codec.compress_video(
         input_path, args.output, quality=args.quality, frames=args.frames,
-        intra_period=args.intra_period, progress=not args.quiet, raw_options=raw,
+        intra_period=intra_period, progress=not args.quiet, raw_options=raw,
     )
     if not args.quiet:
         print(f"{args.output}: {stats.summary('encoded')}")
@@ -293,6 +306,10 @@ def _cmd_decode(args) -> int:
     if not args.output.lower().endswith((".y4m", ".mkv", ".mp4", ".png")):
         raise CLIError(f"{args.output}: output must be .y4m, .mkv, .mp4 or .png")
     _check_output(args)
+    if args.start < 0:
+        raise CLIError(f"--start must be >= 0, got {args.start}")
+    if args.frames is not None and args.frames < 1:
+        raise CLIError(f"--frames must be >= 1, got {args.frames}")
     from gan_compress import api
     from gan_compress import bitstream as bs
 
@@ -303,6 +320,9 @@ def _cmd_decode(args) -> int:
         api.check_frame_size(args.input, reader.header.width, reader.header.height)
         for packet in reader:  # CRCs, and shapes against the header (no TensorFlow yet)
             api.check_packet(packet, reader.header, args.input)
+        if args.start >= reader.num_frames:
+            raise CLIError(f"{args.input}: --start {args.start} is past the last frame "
+                           f"({reader.num_frames - 1})")
     if args.server:
         codec = _remote_codec(args, args.model or reader.header.model_name)
     else:
@@ -311,7 +331,8 @@ def _cmd_decode(args) -> int:
 
             args.model = registry.model_for_stream(args.input)
         codec = _load_codec(args.model, args.verbose)
-    stats = codec.decompress_video(args.input, args.output, progress=not args.quiet)
+    stats = codec.decompress_video(args.input, args.output, progress=not args.quiet,
+                                   start=args.start, frames=args.frames)
     if not args.quiet:
         print(f"{args.output}: {stats.summary('decoded')}")
     return 0

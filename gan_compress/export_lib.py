@@ -61,10 +61,13 @@ SYMBOLS = tf.TensorSpec([None, None, None, None], tf.int32)
 FINGERPRINT_VERSION = b"gan_compress fingerprint v3"
 
 
-def fingerprint(config: Config, codec) -> str:
+def fingerprint(config: Config, codec, pcodec=None) -> str:
     """Hex sha256 of the architecture (`config.model`) and every trainable codec variable
     (dtype, shape, bytes), in the model's own order. Training, data and loss settings are left
     out: the same weights with an edited `log_every` are the same decoder.
+
+    `pcodec`: the P-frame codec of a video model (left out of I-frame-only models, whose
+    fingerprints are therefore unchanged by its existence).
 
     The coding tables are left out too: finalize() derives them deterministically from these
     weights, and whether they were rebuilt or read from a cache must not change the fingerprint.
@@ -74,7 +77,12 @@ def fingerprint(config: Config, codec) -> str:
     """
     arch = json.dumps(dataclasses.asdict(config.model), sort_keys=True)
     h = hashlib.sha256(FINGERPRINT_VERSION + b"\n" + arch.encode())
-    for v in codec.trainable_variables:
+    variables = list(codec.trainable_variables)
+    if pcodec is not None:  # a video model: the P-frame codec's architecture and weights too
+        h.update(b"\npframe\n" + json.dumps(dataclasses.asdict(config.pframe),
+                                             sort_keys=True).encode())
+        variables += list(pcodec.trainable_variables)
+    for v in variables:
         h.update(v.dtype.name.encode())
         value = np.ascontiguousarray(v.numpy())
         h.update(np.asarray(value.shape, np.int64).tobytes())

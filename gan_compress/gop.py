@@ -53,10 +53,15 @@ _FRAME = tf.TensorSpec([1, None, None, 3], tf.uint8)
 _STR = tf.TensorSpec([1], tf.string)
 _SHAPE = tf.TensorSpec([2], tf.int32)
 _Q = tf.TensorSpec([], tf.int32)
+_LATENT64 = tf.TensorSpec([1, None, None, None], tf.float64)
+_SYMBOLS = tf.TensorSpec([1, None, None, None], tf.int32)
+_MU = tf.TensorSpec([1, None, None, None], tf.float32)
 
 
-class _Functions:
-    """The traced coding functions of one (I-frame, P-frame) codec pair."""
+class GopFunctions:
+    """The traced coding functions of one (I-frame, P-frame) codec pair. Decoding is split into
+    entropy decoding (`i_entropy`, `p_entropy`: reads untrusted bytes, so a caller may bound
+    its time) and synthesis (`i_synthesize`, `p_synthesize`)."""
 
     def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec):
         for codec, name in ((iframe, "IFrameCodec"), (pframe, "PFrameCodec")):
@@ -70,22 +75,19 @@ class _Functions:
             recon = iframe.synthesize_reference(symbols, mu, quality, c.image_shape)
             return c.y_strings, c.z_strings, recon
 
-        @tf.function(input_signature=[_STR, _STR, _SHAPE, _Q])
-        def i_decode(y, z, shape, quality):
-            symbols, mu = iframe.decode_latents(y, z, shape)
-            return iframe.synthesize_reference(symbols, mu, quality, shape)
-
         @tf.function(input_signature=[_FRAME, _FRAME, _Q])
         def p_encode(frame, reference, quality):
             c, recon = pframe.compress(frame, reference, quality)
             return c.motion_y, c.motion_z, c.residual_y, c.residual_z, recon
 
-        @tf.function(input_signature=[_STR, _STR, _STR, _STR, _FRAME, _SHAPE, _Q])
-        def p_decode(my, mz, ry, rz, reference, shape, quality):
-            return pframe.decompress(my, mz, ry, rz, reference, shape, quality)
-
-        self.i_encode, self.i_decode = i_encode, i_decode
-        self.p_encode, self.p_decode = p_encode, p_decode
+        self.i_encode, self.p_encode = i_encode, p_encode
+        self.i_entropy = tf.function(iframe.decode_latents, input_signature=[_STR, _STR, _SHAPE])
+        self.i_synthesize = tf.function(iframe.synthesize_reference,
+                                        input_signature=[_SYMBOLS, _MU, _Q, _SHAPE])
+        self.p_entropy = tf.function(pframe.decode_latents,
+                                     input_signature=[_STR, _STR, _STR, _STR, _SHAPE, _Q])
+        self.p_synthesize = tf.function(pframe.synthesize,
+                                        input_signature=[_LATENT64, _LATENT64, _FRAME, _SHAPE])
 
 
 class GopEncoder:
@@ -93,11 +95,11 @@ class GopEncoder:
     reconstruction uint8 `[H, W, 3]`)."""
 
     def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec, quality: int,
-                 gop: int = DEFAULT_GOP):
+                 gop: int = DEFAULT_GOP, functions: GopFunctions | None = None):
         frame_types(1, gop)  # validates gop
         if not 1 <= quality <= iframe.cfg.num_qualities:
             raise ValueError(f"quality must be in 1..{iframe.cfg.num_qualities}, got {quality}")
-        self.fn = _Functions(iframe, pframe)
+        self.fn = functions or GopFunctions(iframe, pframe)
         self.quality, self.gop = int(quality), int(gop)
         self.index = 0
         self.reference: np.ndarray | None = None
@@ -127,10 +129,16 @@ class GopEncoder:
 
 class GopDecoder:
     """Decodes `CodedFrame`s in order (a P-frame needs the frame before it decoded, or a
-    reference given to `reset`); `decode` returns `[H, W, 3]` uint8."""
+    reference given to `reset`); `decode` returns `[H, W, 3]` uint8.
 
-    def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec):
-        self.fn = _Functions(iframe, pframe)
+    `run_entropy(fn)`: how the entropy-decoding step is called (default: `fn()`); `api.Codec`
+    passes one that bounds its time, since corrupt bytes can make TFC's range decoder spin.
+    """
+
+    def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec, run_entropy=None,
+                 functions: GopFunctions | None = None):
+        self.fn = functions or GopFunctions(iframe, pframe)
+        self.run_entropy = run_entropy or (lambda fn: fn())
         self.reference: np.ndarray | None = None
 
     def reset(self, reference: np.ndarray | None = None) -> None:
@@ -141,12 +149,14 @@ class GopDecoder:
         q = tf.constant(coded.quality, tf.int32)
         strings = [tf.constant([s]) for s in coded.strings]
         if coded.frame_type == FRAME_I:
-            recon = self.fn.i_decode(*strings, shape, q)
+            symbols, mu = self.run_entropy(lambda: self.fn.i_entropy(*strings, shape))
+            recon = self.fn.i_synthesize(symbols, mu, q, shape)
         elif coded.frame_type == FRAME_P:
             if self.reference is None or self.reference.shape[:2] != (coded.height, coded.width):
                 raise ValueError("a P-frame needs the previous frame decoded first (decode "
                                  "from the I-frame that starts its GOP)")
-            recon = self.fn.p_decode(*strings, self.reference[None], shape, q)
+            m_hat, y_hat = self.run_entropy(lambda: self.fn.p_entropy(*strings, shape, q))
+            recon = self.fn.p_synthesize(m_hat, y_hat, self.reference[None], shape)
         else:
             raise ValueError(f"unknown frame type {coded.frame_type!r}")
         self.reference = recon.numpy()[0]

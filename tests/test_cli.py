@@ -135,7 +135,7 @@ def test_help_lists_the_commands_and_encode_help_lists_its_options(command):
         assert f"    {name} " in top.stdout
     encode = run_process(*command, "encode", "--help", timeout=60)
     assert encode.returncode == 0, encode.stderr
-    for option in ("--model", "--quality", "--frames", "--intra_period"):
+    for option in ("--model", "--quality", "--frames", "--gop"):
         assert option in encode.stdout
 
 
@@ -296,8 +296,10 @@ ERROR_CASES = {
                    ["--quality must be in 1..6, got 99"]),
     "frames 0": (["encode", "{d}/clip.y4m", "{d}/out.gcv", "--frames", "0"],
                  ["--frames must be >= 1, got 0"]),
-    "intra_period 2": (["encode", "{d}/clip.y4m", "{d}/out.gcv", "--intra_period", "2"],
-                       ["codes I-frames only: --intra_period must be 1, got 2"]),
+    "gop 2 on an I-frame model": (["encode", "{d}/clip.y4m", "{d}/out.gcv", "--gop", "2"],
+                                  ["codes I-frames only: --gop must be 1, got 2"]),
+    "gop 0": (["encode", "{d}/clip.y4m", "{d}/out.gcv", "--gop", "0"],
+              ["--gop must be >= 1 or -1 (only the first frame intra), got 0"]),
     "raw yuv without geometry": (["encode", "{d}/raw.yuv", "{d}/out.gcv", "--width", "64"],
                                  ["{d}/raw.yuv: raw .yuv input needs --width, --height and --fps"]),
     "decode missing input": (["decode", "{d}/missing.gcv", "{d}/out.y4m"],

@@ -55,6 +55,11 @@ def describe(path: str | os.PathLike, expected_fingerprint: bytes | None = None)
         },
         "frames": frames,
         "frame_types": dict(sorted(Counter(frame["type"] for frame in frames).items())),
+        # mean bits per pixel of each frame type's packets (I-frames cost several P-frames)
+        "bits_per_pixel_by_type": {
+            kind: 8 * sum(f["bytes"] for f in frames if f["type"] == kind)
+            / (header.width * header.height * count)
+            for kind, count in sorted(Counter(frame["type"] for frame in frames).items())},
         "key_frames": key_frames,
         "total_bytes": total,
         "payload_bytes": payload,
@@ -100,6 +105,10 @@ def format_info(summary: dict[str, Any], max_rows: int | None = None) -> str:
             f"({summary['overhead_bytes_per_frame']:.1f} B/frame, "
             f"{100 * overhead / summary['total_bytes']:.2f} % of the file)"
         )
+    by_type = summary.get("bits_per_pixel_by_type", {})
+    if len(by_type) > 1:
+        lines.append("per type   " + "  ".join(f"{kind} {bpp:.4f} bpp"
+                                               for kind, bpp in by_type.items()))
     for key, value in h["extensions"].items():
         lines.append(f"extension  {key}: {len(value) // 2} bytes")
     if n:

@@ -311,15 +311,18 @@ class PFrameCodec(tf.keras.Model):
                                        message="quality above num_qualities")
         return quality
 
-    def _reconstruct(self, reference_padded64, m_hat, y_hat, image_shape):
-        """The decoder's reproducible path: float64 latents -> uint8 frames (cropped)."""
-        flow = exact.run_float64(self.motion_synthesis, m_hat)
-        prediction = self._warp(reference_padded64, flow)
+    def _predict(self, reference_padded64, m_hat):
+        """float64 padded reference and motion latent -> float64 prediction (padded)."""
+        return self._warp(reference_padded64, exact.run_float64(self.motion_synthesis, m_hat))
+
+    def _reconstruct(self, prediction, y_hat, image_shape):
+        """The decoder's reproducible path: float64 prediction and residual latent -> uint8
+        frames (cropped to `image_shape`)."""
         features = exact.run_float64(self.residual_synthesis, y_hat)
         x_hat = prediction + exact.run_float64(self.fusion,
                                                self._fusion_input(features, prediction))
         x_hat = x_hat[:, : image_shape[0], : image_shape[1], :]
-        return tf.saturate_cast(tf.round(x_hat * 255.0), tf.uint8), prediction
+        return tf.saturate_cast(tf.round(x_hat * 255.0), tf.uint8)
 
     @staticmethod
     def _padded_reference(references):
@@ -337,22 +340,32 @@ class PFrameCodec(tf.keras.Model):
         rp64 = self._padded_reference(references)
         m = self.motion_analysis(tf.concat([xp, tf.cast(rp64, tf.float32)], axis=-1))
         m_y, m_z, m_hat = self.motion_coder.compress(m, quality)
-        flow = exact.run_float64(self.motion_synthesis, m_hat)
-        prediction = tf.cast(self._warp(rp64, flow), tf.float32)
-        y = self.residual_analysis(self._residual_input(xp, prediction))
+        prediction = self._predict(rp64, m_hat)
+        y = self.residual_analysis(self._residual_input(xp, tf.cast(prediction, tf.float32)))
         r_y, r_z, y_hat = self.residual_coder.compress(y, quality)
-        recon, _ = self._reconstruct(rp64, m_hat, y_hat, image_shape)
+        recon = self._reconstruct(prediction, y_hat, image_shape)
         return CompressedPFrames(m_y, m_z, r_y, r_z, image_shape, quality), recon
 
-    def decompress(self, motion_y, motion_z, residual_y, residual_z, references, image_shape,
-                   quality):
-        """Inverse of `compress`: strings `[N]`, references `[N, H, W, 3]` uint8, image_shape
-        `[2]` int32, quality int32 -> `[N, H, W, 3]` uint8."""
+    def decode_latents(self, motion_y, motion_z, residual_y, residual_z, image_shape, quality):
+        """Entropy decoding only (the part that reads untrusted bytes; a caller can bound its
+        time): strings `[N]`, image_shape `[2]` int32, quality -> (motion latent, residual
+        latent), float64 `[N, h, w, M]`, the inputs of `synthesize`."""
         quality = self._check_quality(quality)
         image_shape = tf.cast(image_shape, tf.int32)
         latent_shape = (image_shape + PAD_MULTIPLE - 1) // PAD_MULTIPLE * (PAD_MULTIPLE // 16)
         m_hat = self.motion_coder.decompress(motion_y, motion_z, latent_shape, quality)
         y_hat = self.residual_coder.decompress(residual_y, residual_z, latent_shape, quality)
-        recon, _ = self._reconstruct(self._padded_reference(references), m_hat, y_hat,
-                                     image_shape)
-        return recon
+        return m_hat, y_hat
+
+    def synthesize(self, m_hat, y_hat, references, image_shape):
+        """Decoded latents and references `[N, H, W, 3]` uint8 -> frames `[N, H, W, 3]` uint8."""
+        prediction = self._predict(self._padded_reference(references), m_hat)
+        return self._reconstruct(prediction, y_hat, tf.cast(image_shape, tf.int32))
+
+    def decompress(self, motion_y, motion_z, residual_y, residual_z, references, image_shape,
+                   quality):
+        """Inverse of `compress`: strings `[N]`, references `[N, H, W, 3]` uint8, image_shape
+        `[2]` int32, quality int32 -> `[N, H, W, 3]` uint8."""
+        m_hat, y_hat = self.decode_latents(motion_y, motion_z, residual_y, residual_z,
+                                           image_shape, quality)
+        return self.synthesize(m_hat, y_hat, references, image_shape)

@@ -1,0 +1,167 @@
+"""A video model (I-frame + P-frame codec) through `gan_compress.load`, the container and the
+CLI: GOP structure in the file, exact decoding, seeking from the nearest I-frame, info by frame
+type, and clear refusals. Weights are a tiny model after a few steps (plumbing, not quality).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from conftest import tiny_config, write_synthetic_y4m
+
+from gan_compress import bitstream as bs
+from gan_compress import cli
+from gan_compress import io as gio
+
+
+@pytest.fixture(scope="module")
+def video_model_dir(tmp_path_factory, frame_cache_dir) -> str:
+    """A tiny pframe_mse run dir (I-frame codec 1 step, P-frame codec 1 step on 3-frame clips)."""
+    from gan_compress.training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("video_model")
+    base = tiny_config(frame_cache_dir)
+    Trainer(base, str(root / "iframe")).train(steps=1)
+    cfg = dataclasses.replace(
+        base, data=dataclasses.replace(base.data, clip_length=3),
+        train=dataclasses.replace(base.train, stage="pframe_mse", steps=1))
+    Trainer(cfg, str(root / "video"), init_from=str(root / "iframe")).train()
+    return str(root / "video")
+
+
+@pytest.fixture(scope="module")
+def video_codec(video_model_dir):
+    import gan_compress
+
+    return gan_compress.load(video_model_dir)
+
+
+@pytest.fixture(scope="module")
+def clip7(tmp_path_factory) -> str:
+    return write_synthetic_y4m(str(tmp_path_factory.mktemp("clip7") / "clip.y4m"), 7, 72, 40)
+
+
+def _all_frames(path):
+    with gio.open_video(path) as reader:
+        return list(reader.frames_rgb())
+
+
+def test_a_video_model_codes_gops_and_decodes_exactly_what_it_predicted_from(
+        video_codec, clip7, tmp_path):
+    assert video_codec.supports_inter and video_codec.default_intra_period == 12
+    gcv = str(tmp_path / "v.gcv")
+    stats = video_codec.compress_video(clip7, gcv, quality=2, intra_period=3)
+    assert stats.frames == 7
+    with bs.ContainerReader(gcv) as reader:
+        assert reader.header.intra_period == 3
+        types = [p.frame_type for p in reader]
+        assert [e.frame_index for e in reader.index] == [0, 3, 6]
+    assert types == [bs.FrameType.I, bs.FrameType.P, bs.FrameType.P] * 2 + [bs.FrameType.I]
+    decoded = list(video_codec.iter_decoded(gcv))
+    assert len(decoded) == 7 and decoded[0].shape == (40, 72, 3)
+    # the encoder's own reconstructions (gop.GopEncoder) are what the decoder gives
+    from gan_compress.gop import GopEncoder
+
+    enc = GopEncoder(video_codec._model, video_codec._pframe, 2, 3)
+    for src, dec in zip(_all_frames(clip7), decoded, strict=True):
+        np.testing.assert_array_equal(enc.encode(src)[1], dec)
+    # seeking: frames 4..5 come out the same as in a full decode (entered at I-frame 3)
+    part = list(video_codec.iter_decoded(gcv, start=4, count=2))
+    assert len(part) == 2
+    np.testing.assert_array_equal(part[0], decoded[4])
+    np.testing.assert_array_equal(part[1], decoded[5])
+
+
+def test_gop_minus_one_makes_only_the_first_frame_intra_and_info_reports_bits_per_type(
+        capsys, video_model_dir, clip7, tmp_path):
+    gcv = tmp_path / "v.gcv"
+    code = cli.main(["encode", clip7, str(gcv), "--model", video_model_dir, "--gop", "-1",
+                     "--quiet"])
+    assert code == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(gcv), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["frame_types"] == {"I": 1, "P": 6}
+    assert info["key_frames"] == [0]
+    assert info["header"]["intra_period"] == 0
+    assert set(info["bits_per_pixel_by_type"]) == {"I", "P"}
+    assert cli.main(["info", str(gcv)]) == 0
+    text = capsys.readouterr().out
+    assert "1 I, 6 P" in text and "per type   I " in text
+
+
+def test_decode_start_and_frames_output_only_the_requested_frames(
+        capsys, video_model_dir, video_codec, clip7, tmp_path):
+    gcv, y4m = tmp_path / "v.gcv", tmp_path / "part.y4m"
+    assert cli.main(["encode", clip7, str(gcv), "--model", video_model_dir, "--gop", "4",
+                     "--quiet"]) == 0
+    assert cli.main(["decode", str(gcv), str(y4m), "--model", video_model_dir,
+                     "--start", "5", "--frames", "2", "--quiet"]) == 0
+    full = list(video_codec.iter_decoded(str(gcv)))
+    with gio.open_video(str(y4m)) as reader:
+        got = list(reader)
+        color = reader.info.color
+    assert len(got) == 2
+    np.testing.assert_array_equal(got[0].y, gio.rgb_to_yuv420(full[5], color).y)
+    bad = cli.main(["decode", str(gcv), str(tmp_path / "x.y4m"), "--model", video_model_dir,
+                    "--start", "7"])
+    assert bad == 2
+    err = capsys.readouterr().err
+    assert "--start 7 is past the last frame (6)" in err
+    assert not (tmp_path / "x.y4m").exists()
+
+
+def test_a_p_frame_stream_is_refused_clearly_by_an_iframe_only_model(
+        video_codec, tiny_codec, clip7, tmp_path):
+    gcv = str(tmp_path / "v.gcv")
+    video_codec.compress_video(clip7, gcv, quality=1, intra_period=2, frames=3)
+    with pytest.raises(bs.BitstreamError) as e:
+        # the fingerprint differs first; a P-capable stream never decodes with the I model
+        list(tiny_codec.iter_decoded(gcv))
+    assert gcv in str(e.value)
+    with pytest.raises(ValueError, match="codes I-frames only"):
+        tiny_codec.compress_video(clip7, str(tmp_path / "i.gcv"), intra_period=2)
+
+
+def test_the_video_model_fingerprint_covers_the_pframe_weights(video_codec, video_model_dir):
+    from gan_compress import export_lib
+
+    config = video_codec.config
+    with_p = export_lib.fingerprint(config, video_codec._model, video_codec._pframe)
+    without = export_lib.fingerprint(config, video_codec._model)
+    assert video_codec.fingerprint.hex() == with_p != without
+    v = video_codec._pframe.trainable_variables[0]
+    saved = v.numpy()
+    try:
+        v.assign(saved + 1e-3)
+        assert export_lib.fingerprint(config, video_codec._model, video_codec._pframe) != with_p
+    finally:
+        v.assign(saved)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("three strings", "frame 1: malformed P-frame packet (expected 3 shapes of rank 2 and 4 "
+                      "strings)"),
+    ("p in all-intra", "frame 1: a P-frame in an all-intra stream"),
+])
+def test_a_malformed_p_frame_stream_is_a_clear_error_naming_the_file_and_frame(
+        video_codec, clip7, tmp_path, damage, message):
+    gcv = tmp_path / "v.gcv"
+    video_codec.compress_video(clip7, str(gcv), quality=3, intra_period=4, frames=3)
+    with bs.ContainerReader(str(gcv)) as reader:
+        packets = list(reader)
+        header = reader.header
+    if damage == "three strings":
+        packets[1] = dataclasses.replace(packets[1], strings=packets[1].strings[:3])
+    else:
+        header = dataclasses.replace(header, intra_period=1)
+    out = tmp_path / "broken.gcv"
+    with bs.ContainerWriter(str(out), header) as writer:
+        for q in packets:
+            writer.write(q)
+    with pytest.raises(bs.BitstreamError) as e:
+        list(video_codec.iter_decoded(str(out)))
+    assert str(out) in str(e.value) and message in str(e.value)

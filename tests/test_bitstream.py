@@ -549,7 +549,8 @@ def test_describe_and_format_info_report_sizes_and_overhead(tmp_path):
     assert summary["kbps"] == pytest.approx(8 * summary["total_bytes"] / (6 / 25) / 1000)
     text = format_info(summary)
     assert "64x48" in text and "6 (2 I, 4 P)" in text and "B/frame" in text
-    assert len(text.splitlines()) == 6 + 2 + 6
+    assert "per type   I " in text  # bits per pixel of each frame type
+    assert len(text.splitlines()) == 7 + 2 + 6
     assert "..." in format_info(summary, max_rows=4)
 
 

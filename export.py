@@ -82,11 +82,17 @@ def main(argv):
     if FLAGS.model:
         loaded = api.load(FLAGS.model)
         model, config, name = loaded._model, loaded.config, loaded.name
+        pmodel = loaded._pframe
     else:
         config = api._read_config(os.path.join(FLAGS.model_dir, api.CONFIG_NAME))
         model = api._build_from_checkpoint(FLAGS.model_dir, config)  # finalized
+        pmodel = api._build_pframe_from_checkpoint(FLAGS.model_dir, config)
         name = os.path.basename(os.path.normpath(FLAGS.model_dir))
     name = FLAGS.name or name
+    if pmodel is not None and (FLAGS.model_base_path or FLAGS.export_dir):
+        raise app.UsageError("this is a video model (I- and P-frame codecs): SavedModel export "
+                             "has no P-frame signatures yet; use --ship_to (the shipped form "
+                             "holds both codecs)")
     if FLAGS.model_base_path:
         codec_dir, transforms_dir = export_lib.export_for_serving(
             model, config, FLAGS.model_base_path, name, FLAGS.version, card)
@@ -96,7 +102,7 @@ def main(argv):
               f"{os.path.join(FLAGS.model_base_path, 'batching.config')}")
     if FLAGS.ship_to:
         # float16 weights + config + fingerprint + tables: the form the package ships
-        fp = api.save_shipped_model(model, config, FLAGS.ship_to, card)
+        fp = api.save_shipped_model(model, config, FLAGS.ship_to, card, pmodel=pmodel)
         logging.info("shipped model written to %s (fingerprint %s)", FLAGS.ship_to, fp)
     if FLAGS.export_dir:
         if FLAGS.kind in ("both", "codec"):

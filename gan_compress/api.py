@@ -177,6 +177,22 @@ def check_packet(packet: bs.FramePacket, header: bs.SequenceHeader | None,
                   f"(expected {packet_shapes(h, w)[1:]})")
 
 
+@contextlib.contextmanager
+def _entropy_errors(bad, budget: float):
+    """Turns what corrupt entropy-coded data does to a decode (a TF op error, or a range
+    decoder still running after `budget` seconds) into `bad(problem)`, a `MalformedError`."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as e:
+        first = (e.message or str(e)).strip().splitlines()[0][:120]
+        raise bad(f"corrupt entropy-coded data ({first})") from None
+    except TimeoutError:
+        raise bad(f"corrupt entropy-coded data (the range decoder did not finish within "
+                  f"{budget:.1f} s)") from None
+
+
 def _packet_of(coded, frame_index: int) -> bs.FramePacket:
     """A `gop.CodedFrame` -> its container packet (I: y, z strings; P: motion y, motion z,
     residual y, residual z), with the frame and latent shapes (`packet_shapes`)."""
@@ -285,7 +301,6 @@ class Codec:
         if not 1 <= packet.quality <= self.num_qualities:
             raise bad(f"quality {packet.quality} is outside model {self.name}'s "
                       f"1..{self.num_qualities}")
-        import tensorflow as tf
 
         y_strings = np.array([packet.strings[0]], object)
         z_strings = np.array([packet.strings[1]], object)
@@ -293,20 +308,15 @@ class Codec:
         m = self.config.model
         budget = entropy_decode_budget(h, w, m.latent_channels + m.hyper_latent_channels)
         self._warm_up_decoder()
-        try:
-            if self._decode_latents is None:  # a SavedModel: one call, transforms included
-                budget += 30.0 + 2e-5 * h * w
+        if self._decode_latents is None:  # a SavedModel: one call, transforms included
+            budget += 30.0 + 2e-5 * h * w
+            with _entropy_errors(bad, budget):
                 out = _call_within(
                     lambda: self._decompress(y_strings, z_strings, size, quality).numpy(), budget)
-                return out[0]
+            return out[0]
+        with _entropy_errors(bad, budget):
             y_symbols, mu = _call_within(
                 lambda: self._decode_latents(y_strings, z_strings, size), budget)
-        except tf.errors.OpError as e:
-            first = (e.message or str(e)).strip().splitlines()[0][:120]
-            raise bad(f"corrupt entropy-coded data ({first})") from None
-        except TimeoutError:
-            raise bad(f"corrupt entropy-coded data (the range decoder did not finish within "
-                      f"{budget:.1f} s)") from None
         return self._synthesize(y_symbols, mu, quality, size).numpy()[0]
 
     def _warm_up_decoder(self) -> None:
@@ -428,7 +438,6 @@ class Codec:
                            path: str) -> np.ndarray:
         """One packet of a stream with P-frames, through `decoder` (which holds the reference);
         the entropy decoding runs within `entropy_decode_budget`."""
-        import tensorflow as tf
 
         from gan_compress import gop
 
@@ -450,16 +459,11 @@ class Codec:
         decoder.run_entropy = lambda fn: _call_within(fn, budget)
         kind = gop.FRAME_I if packet.frame_type == bs.FrameType.I else gop.FRAME_P
         coded = gop.CodedFrame(kind, packet.strings, h, w, packet.quality)
-        try:
-            return decoder.decode(coded)
-        except tf.errors.OpError as e:
-            first = (e.message or str(e)).strip().splitlines()[0][:120]
-            raise bad(f"corrupt entropy-coded data ({first})") from None
-        except TimeoutError:
-            raise bad(f"corrupt entropy-coded data (the range decoder did not finish within "
-                      f"{budget:.1f} s)") from None
-        except ValueError as e:
-            raise bad(str(e)) from None
+        with _entropy_errors(bad, budget):
+            try:
+                return decoder.decode(coded)
+            except ValueError as e:  # a P-frame without its reference
+                raise bad(str(e)) from None
 
     def read_header(self, input_path: str) -> bs.SequenceHeader:
         with bs.ContainerReader(input_path, expected_fingerprint=self.fingerprint) as reader:

@@ -89,13 +89,9 @@ def main(argv):
         pmodel = api._build_pframe_from_checkpoint(FLAGS.model_dir, config)
         name = os.path.basename(os.path.normpath(FLAGS.model_dir))
     name = FLAGS.name or name
-    if pmodel is not None and (FLAGS.model_base_path or FLAGS.export_dir):
-        raise app.UsageError("this is a video model (I- and P-frame codecs): SavedModel export "
-                             "has no P-frame signatures yet; use --ship_to (the shipped form "
-                             "holds both codecs)")
     if FLAGS.model_base_path:
         codec_dir, transforms_dir = export_lib.export_for_serving(
-            model, config, FLAGS.model_base_path, name, FLAGS.version, card)
+            model, config, FLAGS.model_base_path, name, FLAGS.version, card, pmodel)
         print(f"full codec SavedModel: {codec_dir}")
         print(f"transform-only SavedModel: {transforms_dir}")
         print(f"TF Serving configs: {os.path.join(FLAGS.model_base_path, 'models.config')}, "
@@ -106,11 +102,12 @@ def main(argv):
         logging.info("shipped model written to %s (fingerprint %s)", FLAGS.ship_to, fp)
     if FLAGS.export_dir:
         if FLAGS.kind in ("both", "codec"):
-            path = export_lib.export_codec(model, config, FLAGS.export_dir, FLAGS.version, card)
+            path = export_lib.export_codec(model, config, FLAGS.export_dir, FLAGS.version, card,
+                                           pmodel)
             print(f"full codec SavedModel: {path}")
         if FLAGS.kind in ("both", "transforms"):
             base = FLAGS.transforms_export_dir or FLAGS.export_dir.rstrip("/") + "_transforms"
-            path = export_lib.export_transforms(model, config, base, FLAGS.version, card)
+            path = export_lib.export_transforms(model, config, base, FLAGS.version, card, pmodel)
             print(f"transform-only SavedModel: {path}")
     return 0
 

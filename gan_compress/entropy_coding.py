@@ -20,6 +20,8 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 TABLES_FILENAME = "coding_tables.npz"
+PFRAME_TABLES_FILENAME = "pframe_coding_tables.npz"  # video models: the P-frame bottlenecks
+PFRAME_CODERS = ("motion", "residual")  # key prefixes of the P-frame tables
 
 
 class CodingTables(NamedTuple):
@@ -38,9 +40,19 @@ class CodingTables(NamedTuple):
         with np.load(path) as d:
             return cls(**{k: d[k] for k in cls._fields})
 
+    def prefixed(self, prefix: str) -> dict[str, np.ndarray]:
+        """{f"{prefix}_{field}": table}: several coders' tables in one npz or signature."""
+        return {f"{prefix}_{k}": v for k, v in self._asdict().items()}
+
+    @classmethod
+    def from_prefixed(cls, tables, prefix: str) -> CodingTables:
+        """Inverse of `prefixed`: any mapping with the `{prefix}_{field}` keys."""
+        return cls(**{k: np.asarray(tables[f"{prefix}_{k}"]) for k in cls._fields})
+
 
 def tables_from_codec(codec) -> CodingTables:
-    """Reads the tables of a finalized `IFrameCodec`."""
+    """Reads the tables of a finalized `IFrameCodec` or `pframe.LatentCoder` (anything with
+    `y_entropy_model` and `z_entropy_model`)."""
     y_em, z_em = codec.y_entropy_model, codec.z_entropy_model
     return CodingTables(
         z_cdf=z_em.cdf.numpy(),
@@ -103,3 +115,9 @@ class RangeCoder:
 def _check(ok, what):
     if not bool(tf.reduce_all(ok).numpy()):
         raise ValueError(f"range decoder sanity check failed for the {what} string (corrupt data)")
+
+
+def pframe_tables(pcodec) -> dict[str, CodingTables]:
+    """{"motion": tables, "residual": tables} of a finalized `PFrameCodec`."""
+    return {"motion": tables_from_codec(pcodec.motion_coder),
+            "residual": tables_from_codec(pcodec.residual_coder)}

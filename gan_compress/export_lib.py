@@ -25,6 +25,25 @@ Transform-only signatures (`TransformModule`), stock TensorFlow ops only:
   coding_tables() -> {z_cdf, z_cdf_offset, y_cdf, y_cdf_offset int32, z_quantization_offset
       float32}: the client's range-coding tables (also in assets/coding_tables.npz)
 
+Video models (an I-frame and a P-frame codec; `VideoCodecModule`, `VideoTransformModule`) code
+I-frames as above, but decode them through the reproducible reference path, and `compress` /
+`analyze` also return `reconstruction` uint8 [N, H, W, 3], the next P-frame's reference. They add:
+  p_compress(frames uint8 [N, H, W, 3], references uint8 [N, H, W, 3], quality) ->
+      {motion_y, motion_z, residual_y, residual_z string [N], image_shape [2],
+       reconstruction uint8 [N, H, W, 3]}
+  p_decompress(motion_y, motion_z, residual_y, residual_z string [N], references, image_shape,
+      quality) -> {frames uint8 [N, H, W, 3]}
+and, transform-only (stock ops; the client range-codes with the `motion_*` / `residual_*`
+tables of `coding_tables`, also in assets/pframe_coding_tables.npz):
+  p_analyze(frames, references, quality) -> {motion_y_symbols, motion_z_symbols,
+      motion_scale_indexes, residual_y_symbols, residual_z_symbols, residual_scale_indexes
+      int32, reconstruction uint8}
+  p_entropy_parameters(motion_z_symbols, residual_z_symbols, quality) ->
+      {motion_scale_indexes, residual_scale_indexes int32}
+  p_synthesize(motion_y_symbols, motion_z_symbols, residual_y_symbols, residual_z_symbols,
+      references, image_shape, quality) -> {frames uint8 [N, H, W, 3]}
+Each P-frame's reference is the reconstruction of the frame before it (`gop.GopEncoder`).
+
 `export_for_serving` writes both under one model base path, TF Serving's multi-model layout:
   <base>/<name>/<version>/              the full codec
   <base>/<name>-transforms/<version>/   the transform-only model
@@ -36,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -45,7 +65,12 @@ import numpy as np
 import tensorflow as tf
 
 from gan_compress.configs import Config
-from gan_compress.entropy_coding import TABLES_FILENAME, tables_from_codec
+from gan_compress.entropy_coding import (
+    PFRAME_TABLES_FILENAME,
+    TABLES_FILENAME,
+    pframe_tables,
+    tables_from_codec,
+)
 from gan_compress.layers import pad_to_multiple
 from gan_compress.models.iframe import PAD_MULTIPLE
 
@@ -91,14 +116,14 @@ def fingerprint(config: Config, codec, pcodec=None) -> str:
 
 
 class _InfoMixin:
-    def _set_info(self, codec, config: Config | None):
+    def _set_info(self, codec, config: Config | None, pcodec=None):
         """Constants behind `model_info`: config JSON and fingerprint ("{}" and "" without a
         config, e.g. a module built only to trace signatures)."""
         if config is None:
             self._info_config, self._info_fingerprint = tf.constant("{}"), tf.constant("")
         else:
             self._info_config = tf.constant(config.to_json())
-            self._info_fingerprint = tf.constant(fingerprint(config, codec))
+            self._info_fingerprint = tf.constant(fingerprint(config, codec, pcodec))
 
     @tf.function(input_signature=[])
     def model_info(self):
@@ -109,12 +134,12 @@ class _InfoMixin:
 class CodecModule(_InfoMixin, tf.Module):
     """The full codec with range coding (TFC ops inside the graph)."""
 
-    def __init__(self, codec, config: Config | None = None):
+    def __init__(self, codec, config: Config | None = None, pcodec=None):
         super().__init__(name="gan_compress_codec")
         if not codec.finalized:
             raise ValueError("export needs a finalized codec (call codec.finalize())")
         self.codec = codec
-        self._set_info(codec, config)
+        self._set_info(codec, config, pcodec)
 
     @tf.function(input_signature=[FRAMES, QUALITY])
     def compress(self, frames, quality):
@@ -132,14 +157,14 @@ class CodecModule(_InfoMixin, tf.Module):
 class TransformModule(_InfoMixin, tf.Module):
     """Analysis/synthesis transforms only: servable by a stock tensorflow_model_server."""
 
-    def __init__(self, codec, config: Config | None = None):
+    def __init__(self, codec, config: Config | None = None, pcodec=None):
         super().__init__(name="gan_compress_transforms")
         if not codec.finalized:
             raise ValueError("export needs a finalized codec (call codec.finalize())")
         self.codec = codec
         self.z_offset = tf.constant(codec.z_entropy_model.quantization_offset.numpy())
         self._tables = {k: tf.constant(v) for k, v in tables_from_codec(codec)._asdict().items()}
-        self._set_info(codec, config)
+        self._set_info(codec, config, pcodec)
 
     @tf.function(input_signature=[])
     def coding_tables(self):
@@ -176,6 +201,115 @@ class TransformModule(_InfoMixin, tf.Module):
         return {"frames": frames}
 
 
+REFERENCES = tf.TensorSpec([None, None, None, 3], tf.uint8, name="references")
+
+
+def _check_pframe(pcodec):
+    if not pcodec.finalized:
+        raise ValueError("export needs a finalized P-frame codec (call pcodec.finalize())")
+
+
+class VideoCodecModule(CodecModule):
+    """The full codec of a video model (I- and P-frame codecs), as `api.Codec` codes GOPs:
+    I-frames decode through the reproducible reference path (`synthesize_reference`), so a
+    reconstruction is the next P-frame's reference on either side, byte for byte."""
+
+    def __init__(self, codec, pcodec, config: Config | None = None):
+        _check_pframe(pcodec)
+        super().__init__(codec, config, pcodec)
+        self.pcodec = pcodec
+
+    def _reference(self, y_strings, z_strings, image_shape, quality):
+        symbols, mu = self.codec.decode_latents(y_strings, z_strings, image_shape)
+        return self.codec.synthesize_reference(symbols, mu, quality, image_shape)
+
+    @tf.function(input_signature=[FRAMES, QUALITY])
+    def compress(self, frames, quality):
+        c = self.codec.compress(frames, quality)
+        return {
+            "y_strings": c.y_strings, "z_strings": c.z_strings, "image_shape": c.image_shape,
+            "y_shape": c.y_shape, "z_shape": c.z_shape,
+            "reconstruction": self._reference(c.y_strings, c.z_strings, c.image_shape,
+                                              c.quality),
+        }
+
+    @tf.function(input_signature=[STRINGS, STRINGS, SHAPE2, QUALITY])
+    def decompress(self, y_strings, z_strings, image_shape, quality):
+        quality = self.codec._check_quality(quality)
+        return {"frames": self._reference(y_strings, z_strings, image_shape, quality)}
+
+    @tf.function(input_signature=[FRAMES, REFERENCES, QUALITY])
+    def p_compress(self, frames, references, quality):
+        c, recon = self.pcodec.compress(frames, references, quality)
+        return {"motion_y": c.motion_y, "motion_z": c.motion_z, "residual_y": c.residual_y,
+                "residual_z": c.residual_z, "image_shape": c.image_shape,
+                "reconstruction": recon}
+
+    @tf.function(input_signature=[STRINGS, STRINGS, STRINGS, STRINGS, REFERENCES, SHAPE2,
+                                  QUALITY])
+    def p_decompress(self, motion_y, motion_z, residual_y, residual_z, references,
+                     image_shape, quality):
+        return {"frames": self.pcodec.decompress(motion_y, motion_z, residual_y, residual_z,
+                                                 references, image_shape, quality)}
+
+
+class VideoTransformModule(TransformModule):
+    """Transform-only model of a video model: the I-frame signatures (I-frames synthesized
+    through the reference path, `analyze` also returning the reconstruction) plus P-frame
+    ones, stock TensorFlow ops only. Per P-frame and bottleneck (motion, residual) the client
+    range-codes y and z symbols with the tables of `coding_tables` (`motion_*`, `residual_*`)."""
+
+    def __init__(self, codec, pcodec, config: Config | None = None):
+        _check_pframe(pcodec)
+        super().__init__(codec, config, pcodec)
+        self.pcodec = pcodec
+        for name, tables in pframe_tables(pcodec).items():
+            self._tables.update({k: tf.constant(v) for k, v in tables.prefixed(name).items()})
+
+    @tf.function(input_signature=[FRAMES, QUALITY])
+    def analyze(self, frames, quality):
+        y_symbols, z_symbols, scale_index, mu = self.codec.encode_latents(frames, quality)
+        return {
+            "y_symbols": y_symbols, "z_symbols": z_symbols,
+            "scale_indexes": tf.cast(scale_index, tf.int32),
+            "reconstruction": self.codec.synthesize_reference(
+                y_symbols, mu, quality, tf.shape(frames)[1:3]),
+        }
+
+    @tf.function(input_signature=[SYMBOLS, SYMBOLS, SHAPE2, QUALITY])
+    def synthesize(self, y_symbols, z_symbols, image_shape, quality):
+        quality = self.codec._check_quality(quality)
+        mu, _ = self.codec.entropy_parameters(self._z_hat(z_symbols))
+        return {"frames": self.codec.synthesize_reference(y_symbols, mu, quality, image_shape)}
+
+    @tf.function(input_signature=[FRAMES, REFERENCES, QUALITY])
+    def p_analyze(self, frames, references, quality):
+        motion, residual, recon = self.pcodec.quantize(frames, references, quality)
+        out = {"reconstruction": recon}
+        for name, s in (("motion", motion), ("residual", residual)):
+            out.update({f"{name}_y_symbols": s.y_symbols, f"{name}_z_symbols": s.z_symbols,
+                        f"{name}_scale_indexes": s.scale_indexes})
+        return out
+
+    @tf.function(input_signature=[SYMBOLS, SYMBOLS, QUALITY])
+    def p_entropy_parameters(self, motion_z_symbols, residual_z_symbols, quality):
+        p = self.pcodec
+        return {
+            "motion_scale_indexes": tf.cast(
+                p.motion_coder.entropy_parameters(motion_z_symbols)[1], tf.int32),
+            "residual_scale_indexes": tf.cast(
+                p.residual_coder.entropy_parameters(residual_z_symbols)[1], tf.int32),
+        }
+
+    @tf.function(input_signature=[SYMBOLS, SYMBOLS, SYMBOLS, SYMBOLS, REFERENCES, SHAPE2,
+                                  QUALITY])
+    def p_synthesize(self, motion_y_symbols, motion_z_symbols, residual_y_symbols,
+                     residual_z_symbols, references, image_shape, quality):
+        return {"frames": self.pcodec.synthesize_symbols(
+            motion_y_symbols, motion_z_symbols, residual_y_symbols, residual_z_symbols,
+            references, image_shape, quality)}
+
+
 def _next_version(base: str) -> int:
     if not os.path.isdir(base):
         return 1
@@ -204,42 +338,50 @@ def _save(module, signatures, base: str, version: int | None, assets: dict[str, 
     return target
 
 
-def export_codec(codec, config: Config, base: str, version: int | None = None,
-                 model_card: str = "") -> str:
-    """Writes the full codec SavedModel; returns its version directory."""
-    module = CodecModule(codec, config)
-    assets = {
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _assets(codec, config: Config, model_card: str, pcodec) -> dict[str, bytes]:
+    return {
         "config.json": config.to_json().encode(),
-        "fingerprint.txt": fingerprint(config, codec).encode(),
+        "fingerprint.txt": fingerprint(config, codec, pcodec).encode(),
         "MODEL_CARD.md": model_card.encode(),
     }
+
+
+def export_codec(codec, config: Config, base: str, version: int | None = None,
+                 model_card: str = "", pcodec=None) -> str:
+    """Writes the full codec SavedModel; returns its version directory. `pcodec`: the P-frame
+    codec of a video model (adds `p_compress`, `p_decompress`)."""
+    module = CodecModule(codec, config) if pcodec is None else VideoCodecModule(
+        codec, pcodec, config)
     sigs = {"compress": module.compress, "decompress": module.decompress,
             "model_info": module.model_info, "serving_default": module.decompress}
-    return _save(module, sigs, base, version, assets)
+    if pcodec is not None:
+        sigs.update(p_compress=module.p_compress, p_decompress=module.p_decompress)
+    return _save(module, sigs, base, version, _assets(codec, config, model_card, pcodec))
 
 
 def export_transforms(codec, config: Config, base: str, version: int | None = None,
-                      model_card: str = "") -> str:
-    """Writes the transform-only SavedModel plus the client's coding tables."""
-    module = TransformModule(codec, config)
-    tables = tables_from_codec(codec)
-    fd, tpath = tempfile.mkstemp(suffix=".npz")
-    os.close(fd)
-    try:
-        tables.save(tpath)
-        with open(tpath, "rb") as f:
-            tables_bytes = f.read()
-    finally:
-        os.unlink(tpath)
-    assets = {
-        "config.json": config.to_json().encode(),
-        "fingerprint.txt": fingerprint(config, codec).encode(),
-        "MODEL_CARD.md": model_card.encode(),
-        TABLES_FILENAME: tables_bytes,
-    }
+                      model_card: str = "", pcodec=None) -> str:
+    """Writes the transform-only SavedModel plus the client's coding tables (and, for a video
+    model, `p_analyze`, `p_entropy_parameters`, `p_synthesize` and the P-frame tables)."""
+    module = TransformModule(codec, config) if pcodec is None else VideoTransformModule(
+        codec, pcodec, config)
+    assets = _assets(codec, config, model_card, pcodec)
+    assets[TABLES_FILENAME] = _npz_bytes(tables_from_codec(codec)._asdict())
     sigs = {"analyze": module.analyze, "entropy_parameters": module.entropy_parameters,
             "synthesize": module.synthesize, "model_info": module.model_info,
             "coding_tables": module.coding_tables, "serving_default": module.synthesize}
+    if pcodec is not None:
+        assets[PFRAME_TABLES_FILENAME] = _npz_bytes(
+            {k: v for name, t in pframe_tables(pcodec).items()
+             for k, v in t.prefixed(name).items()})
+        sigs.update(p_analyze=module.p_analyze, p_entropy_parameters=module.p_entropy_parameters,
+                    p_synthesize=module.p_synthesize)
     return _save(module, sigs, base, version, assets)
 
 
@@ -270,7 +412,7 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def export_for_serving(codec, config: Config, base: str, name: str, version: int | None = None,
-                       model_card: str = "") -> tuple[str, str]:
+                       model_card: str = "", pcodec=None) -> tuple[str, str]:
     """Writes `<base>/<name>/<v>` (full codec), `<base>/<name>-transforms/<v>`, and refreshes
     `<base>/models.config` and `<base>/batching.config`. Both versions get the same number
     (one more than the highest of either when `version` is None). Returns the two dirs."""
@@ -278,8 +420,9 @@ def export_for_serving(codec, config: Config, base: str, name: str, version: int
     transforms_base = os.path.join(base, name + TRANSFORMS_SUFFIX)
     if version is None:
         version = max(_next_version(codec_base), _next_version(transforms_base))
-    codec_dir = export_codec(codec, config, codec_base, version, model_card)
-    transforms_dir = export_transforms(codec, config, transforms_base, version, model_card)
+    codec_dir = export_codec(codec, config, codec_base, version, model_card, pcodec)
+    transforms_dir = export_transforms(codec, config, transforms_base, version, model_card,
+                                       pcodec)
     _write_atomic(os.path.join(base, "models.config"), serving_model_config(base))
     _write_atomic(os.path.join(base, "batching.config"), BATCHING_CONFIG)
     return codec_dir, transforms_dir

@@ -10,33 +10,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tiny_config, write_synthetic_y4m
+from conftest import write_synthetic_y4m
 
 from gan_compress import bitstream as bs
 from gan_compress import cli
 from gan_compress import io as gio
-
-
-@pytest.fixture(scope="module")
-def video_model_dir(tmp_path_factory, frame_cache_dir) -> str:
-    """A tiny pframe_mse run dir (I-frame codec 1 step, P-frame codec 1 step on 3-frame clips)."""
-    from gan_compress.training.trainer import Trainer
-
-    root = tmp_path_factory.mktemp("video_model")
-    base = tiny_config(frame_cache_dir)
-    Trainer(base, str(root / "iframe")).train(steps=1)
-    cfg = dataclasses.replace(
-        base, data=dataclasses.replace(base.data, clip_length=3),
-        train=dataclasses.replace(base.train, stage="pframe_mse", steps=1))
-    Trainer(cfg, str(root / "video"), init_from=str(root / "iframe")).train()
-    return str(root / "video")
-
-
-@pytest.fixture(scope="module")
-def video_codec(video_model_dir):
-    import gan_compress
-
-    return gan_compress.load(video_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -79,6 +79,23 @@ class CompressedPFrames(NamedTuple):
     quality: tf.Tensor
 
 
+class LatentSymbols(NamedTuple):
+    """One bottleneck's quantized latents before range coding (`LatentCoder.quantize`).
+
+    y_symbols: `[N, h, w, M]` int32, round(y * gain - mu).
+    z_symbols: `[N, h/4, w/4, Cz]` int32, round(z - quantization offset).
+    scale_indexes: `[N, h, w, M]` int32, the y coding table of each symbol.
+    mu: `[N, h, w, M]` float32, the y means from the hyperprior.
+    y_hat: `[N, h, w, M]` float64, the dequantized latent the decoder synthesizes from.
+    """
+
+    y_symbols: tf.Tensor
+    z_symbols: tf.Tensor
+    scale_indexes: tf.Tensor
+    mu: tf.Tensor
+    y_hat: tf.Tensor
+
+
 class LatentCoder(tf.keras.layers.Layer):
     """One variable-rate mean-scale hyperprior bottleneck (Minnen et al. 2018, gain vectors of
     Cui et al. 2021): a latent `[B, h, w, M]` (h, w multiples of 4) -> its quantized version.
@@ -170,19 +187,40 @@ class LatentCoder(tf.keras.layers.Layer):
         return (tf.cast(y_symbols, tf.float64) + tf.cast(mu, tf.float64)) * tf.cast(
             inv_gain, tf.float64)
 
-    def compress(self, y, quality):
-        """y `[N, h, w, M]` float32 (before the gain), quality int32 1-based ->
-        (y strings `[N]`, z strings `[N]`, y_hat `[N, h, w, M]` float64)."""
+    def quantize(self, y, quality):
+        """Coding mode up to the range coder (stock TF ops only, as the transform-only export
+        needs): y `[N, h, w, M]` float32 (before the gain), quality int32 1-based ->
+        `LatentSymbols` (y symbols = round(y * gain - mu), z symbols = round(z - offset),
+        scale indexes, all int32; mu; y_hat float64 `[N, h, w, M]`)."""
         gain, _ = self.gains(quality - 1)
         y = tf.cast(y, tf.float32) * gain
         z = tf.cast(self.hyper_analysis(y), tf.float32)
-        offset = self.z_entropy_model.quantization_offset
-        z_hat = tf.round(z - offset) + offset
-        mu, scale_index = self._entropy_parameters(z_hat)
+        z_symbols = tf.round(z - self.z_entropy_model.quantization_offset)
+        mu, scale_index = self.entropy_parameters(z_symbols)
         y_symbols = tf.round(y - mu)
+        return LatentSymbols(tf.cast(y_symbols, tf.int32), tf.cast(z_symbols, tf.int32),
+                             tf.cast(scale_index, tf.int32), mu,
+                             self._dequantize(y_symbols, mu, quality))
+
+    def entropy_parameters(self, z_symbols):
+        """z symbols `[N, h/4, w/4, Cz]` (int32 or float32) -> (mu float32, scale index float32
+        rounded and clipped) `[N, h, w, M]`, in exact fixed point on either side."""
+        z_hat = tf.cast(z_symbols, tf.float32) + self.z_entropy_model.quantization_offset
+        return self._entropy_parameters(z_hat)
+
+    def dequantize(self, y_symbols, z_symbols, quality):
+        """Decoder side after entropy decoding: y and z symbols (int32) -> y_hat float64."""
+        mu, _ = self.entropy_parameters(z_symbols)
+        return self._dequantize(y_symbols, mu, quality)
+
+    def range_encode(self, symbols: LatentSymbols):
+        """`quantize`'s symbols -> (y strings `[N]`, z strings `[N]`) via TFC's range coder."""
+        z_hat = tf.cast(symbols.z_symbols, tf.float32) + self.z_entropy_model.quantization_offset
         z_strings = self.z_entropy_model.compress(z_hat)
-        y_strings = self.y_entropy_model.compress(y_symbols + mu, scale_index, loc=mu)
-        return y_strings, z_strings, self._dequantize(y_symbols, mu, quality)
+        y_strings = self.y_entropy_model.compress(
+            tf.cast(symbols.y_symbols, tf.float32) + symbols.mu,
+            tf.cast(symbols.scale_indexes, tf.float32), loc=symbols.mu)
+        return y_strings, z_strings
 
     def decompress(self, y_strings, z_strings, latent_shape, quality):
         """Strings `[N]`, latent_shape `[2]` int32 (h, w) -> y_hat float64 `[N, h, w, M]`."""
@@ -328,6 +366,24 @@ class PFrameCodec(tf.keras.Model):
     def _padded_reference(references):
         return pad_to_multiple(tf.cast(references, tf.float64) / 255.0, PAD_MULTIPLE)
 
+    def quantize(self, frames, references, quality):
+        """Coding mode up to the range coders (stock TF ops only: the transform-only export's
+        `p_analyze`). frames, references: `[N, H, W, 3]` uint8; quality int32 scalar in [1, Q].
+
+        Returns (motion `LatentSymbols`, residual `LatentSymbols`, reconstruction
+        `[N, H, W, 3]` uint8): the reconstruction is what the decoder gets, the next reference.
+        """
+        quality = self._check_quality(quality)
+        image_shape = tf.shape(frames)[1:3]
+        xp = pad_to_multiple(tf.cast(frames, tf.float32) / 255.0, PAD_MULTIPLE)
+        rp64 = self._padded_reference(references)
+        m = self.motion_analysis(tf.concat([xp, tf.cast(rp64, tf.float32)], axis=-1))
+        motion = self.motion_coder.quantize(m, quality)
+        prediction = self._predict(rp64, motion.y_hat)
+        y = self.residual_analysis(self._residual_input(xp, tf.cast(prediction, tf.float32)))
+        residual = self.residual_coder.quantize(y, quality)
+        return motion, residual, self._reconstruct(prediction, residual.y_hat, image_shape)
+
     def compress(self, frames, references, quality):
         """frames, references: `[N, H, W, 3]` uint8; quality int32 scalar in [1, Q].
 
@@ -335,16 +391,19 @@ class PFrameCodec(tf.keras.Model):
         is exactly what `decompress` gives, the next frame's reference.
         """
         quality = self._check_quality(quality)
-        image_shape = tf.shape(frames)[1:3]
-        xp = pad_to_multiple(tf.cast(frames, tf.float32) / 255.0, PAD_MULTIPLE)
-        rp64 = self._padded_reference(references)
-        m = self.motion_analysis(tf.concat([xp, tf.cast(rp64, tf.float32)], axis=-1))
-        m_y, m_z, m_hat = self.motion_coder.compress(m, quality)
-        prediction = self._predict(rp64, m_hat)
-        y = self.residual_analysis(self._residual_input(xp, tf.cast(prediction, tf.float32)))
-        r_y, r_z, y_hat = self.residual_coder.compress(y, quality)
-        recon = self._reconstruct(prediction, y_hat, image_shape)
-        return CompressedPFrames(m_y, m_z, r_y, r_z, image_shape, quality), recon
+        motion, residual, recon = self.quantize(frames, references, quality)
+        m_y, m_z = self.motion_coder.range_encode(motion)
+        r_y, r_z = self.residual_coder.range_encode(residual)
+        return CompressedPFrames(m_y, m_z, r_y, r_z, tf.shape(frames)[1:3], quality), recon
+
+    def synthesize_symbols(self, motion_y, motion_z, residual_y, residual_z, references,
+                           image_shape, quality):
+        """The transform-only decoder: symbols (int32, as in `quantize`), references
+        `[N, H, W, 3]` uint8, image_shape `[2]` int32 -> frames `[N, H, W, 3]` uint8."""
+        quality = self._check_quality(quality)
+        m_hat = self.motion_coder.dequantize(motion_y, motion_z, quality)
+        y_hat = self.residual_coder.dequantize(residual_y, residual_z, quality)
+        return self.synthesize(m_hat, y_hat, references, image_shape)
 
     def decode_latents(self, motion_y, motion_z, residual_y, residual_z, image_shape, quality):
         """Entropy decoding only (the part that reads untrusted bytes; a caller can bound its

@@ -28,6 +28,13 @@ ARG_ORDER = {
     "synthesize": ("y_symbols", "z_symbols", "image_shape", "quality"),
     "model_info": (),
     "coding_tables": (),
+    "p_compress": ("frames", "references", "quality"),
+    "p_decompress": ("motion_y", "motion_z", "residual_y", "residual_z", "references",
+                     "image_shape", "quality"),
+    "p_analyze": ("frames", "references", "quality"),
+    "p_entropy_parameters": ("motion_z_symbols", "residual_z_symbols", "quality"),
+    "p_synthesize": ("motion_y_symbols", "motion_z_symbols", "residual_y_symbols",
+                     "residual_z_symbols", "references", "image_shape", "quality"),
 }
 
 
@@ -132,12 +139,11 @@ class ServingClient:
 
     def transform_client(self, name: str, version: int | None = None):
         """A `TransformClient` over the server's transform-only model (range coding here)."""
-        from gan_compress.entropy_coding import CodingTables
         from gan_compress.transform_client import TransformClient
 
         remote = self.model(name, version)
-        tables = CodingTables(**{k: v.numpy() for k, v in remote.coding_tables().items()})
-        return TransformClient(remote, tables)
+        tables = {k: v.numpy() for k, v in remote.coding_tables().items()}
+        return TransformClient.from_tables_dict(remote, tables)
 
 
 def _text(value) -> str:

@@ -73,7 +73,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import os
 
-    from gan_compress import api, export_lib
+    from gan_compress import api, export_lib, loading
 
     card = ""
     if FLAGS.model_card:
@@ -84,9 +84,8 @@ def main(argv):
         model, config, name = loaded._model, loaded.config, loaded.name
         pmodel = loaded._pframe
     else:
-        config = api._read_config(os.path.join(FLAGS.model_dir, api.CONFIG_NAME))
-        model = api._build_from_checkpoint(FLAGS.model_dir, config)  # finalized
-        pmodel = api._build_pframe_from_checkpoint(FLAGS.model_dir, config)
+        config = loading._read_config(os.path.join(FLAGS.model_dir, loading.CONFIG_NAME))
+        model, pmodel = loading.load_networks(FLAGS.model_dir, config)  # finalized
         name = os.path.basename(os.path.normpath(FLAGS.model_dir))
     name = FLAGS.name or name
     if FLAGS.model_base_path:

@@ -102,6 +102,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--tls_key", help="PEM private key of --tls_cert")
     sv.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
 
+    m = sub.add_parser("models", help="list the shipped models: type, qualities, fingerprint")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+
     sub.add_parser("demo", help="the bundled-sample demo against x264 (see `demo --help`)",
                    add_help=False)
 
@@ -126,6 +129,21 @@ def _cmd_info(args) -> int:
     else:
         print(bs.format_info(summary, max_rows=args.max_rows))
     sys.stdout.flush()  # a closed pipe raises here, inside main's handlers
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from gan_compress import registry
+
+    rows = registry.describe_shipped()
+    if args.json:
+        print(json.dumps([r._asdict() for r in rows], indent=2))
+        return 0
+    print(f"{'name':<14} {'type':<6} {'qualities':>9}  {'fingerprint':<12}  description")
+    for r in rows:
+        default = " (default)" if r.name == registry.DEFAULT_MODEL else ""
+        print(f"{r.name:<14} {r.model_type:<6} {r.qualities:>9}  {r.fingerprint[:12]:<12}  "
+              f"{registry.MODEL_TYPES[r.model_type].description}{default}")
     return 0
 
 
@@ -370,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse already printed usage / help
         return int(e.code or 0)
     handlers = {"encode": _cmd_encode, "decode": _cmd_decode, "info": _cmd_info,
-                "serve": _cmd_serve}
+                "serve": _cmd_serve, "models": _cmd_models}
     _quiet_tensorflow(getattr(args, "verbose", False))
     previous = _install_sigterm()
     try:

@@ -1,10 +1,19 @@
-"""The one model registry: shipped model names -> directories, and fingerprint look-up.
+"""The one model registry: model types -> network factories, shipped model names ->
+directories, and fingerprint look-up. train.py (through the trainer), export.py,
+`gan_compress.load()` and the CLI all build and find models here.
+
+Model types (`MODEL_TYPES`, built by `build_networks`):
+
+    image   an I-frame codec (`models.iframe.IFrameCodec`): every frame intra
+    video   the I-frame codec plus a P-frame codec (`models.pframe.PFrameCodec`): GOPs of an
+            I-frame and P-frames predicted by scale-space flow from the frame before
 
 Shipped models live in `gan_compress/assets/models/<name>/`:
 
     config.json      the Config the weights belong to (architecture in `model`)
     weights.npz      every trainable codec variable, float16, keys `w000`, `w001`, ... in the
                      codec's own variable order (`IFrameCodec.trainable_variables`)
+    pframe_weights.npz  (video models only) the P-frame codec's, in the same form
     fingerprint.txt  hex sha256 of the architecture and the float32 weights as loaded
     z_tables.npz     range-coding tables of z (rebuilt when missing or stale)
     MODEL_CARD.md    data, licences, commands, steps, wall time, figures
@@ -16,10 +25,68 @@ shipped model with that fingerprint without loading TensorFlow (`find_by_fingerp
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 MODELS_DIR = os.path.join(os.path.dirname(__file__), "assets", "models")
 DEFAULT_MODEL = "small-gan"
 FINGERPRINT_NAME = "fingerprint.txt"
+
+
+SHIPPED_WEIGHTS = "weights.npz"
+SHIPPED_PFRAME_WEIGHTS = "pframe_weights.npz"
+IMAGE, VIDEO = "image", "video"
+
+
+class ModelType(NamedTuple):
+    name: str
+    description: str
+    inter: bool  # whether it codes P-frames
+
+
+MODEL_TYPES = {
+    IMAGE: ModelType(IMAGE, "I-frame codec (every frame intra)", False),
+    VIDEO: ModelType(VIDEO, "I- and P-frame codecs (GOPs, scale-space-flow prediction)", True),
+}
+
+
+class Networks(NamedTuple):
+    """The networks of one model: `iframe` an IFrameCodec, `pframe` a PFrameCodec or None."""
+
+    iframe: object
+    pframe: object | None
+
+
+def build_networks(model_type: str, config) -> Networks:
+    """The factory of every model type: its networks for `config` (a `configs.Config`), with
+    their variables created and untrained. Call inside a `tf.distribute` scope to place them."""
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"unknown model type {model_type!r}; choose one of "
+                         f"{sorted(MODEL_TYPES)}")
+    from gan_compress.models.iframe import IFrameCodec
+
+    iframe = IFrameCodec(config.model)
+    iframe.build_for_shape()
+    pframe = None
+    if MODEL_TYPES[model_type].inter:
+        from gan_compress.models.pframe import PFrameCodec
+
+        pframe = PFrameCodec(config.model, config.pframe)
+        pframe.build_for_shape()
+    return Networks(iframe, pframe)
+
+
+def model_type_for_stage(stage: str) -> str:
+    """The model type a training stage trains: `video` for pframe_* stages, else `image`."""
+    return VIDEO if stage.startswith("pframe") else IMAGE
+
+
+def model_type_of(model_dir: str, config) -> str:
+    """The type of the model in `model_dir`: shipped form (P-frame weights or not), or a
+    training run (its stage)."""
+    if os.path.exists(os.path.join(model_dir, SHIPPED_WEIGHTS)):
+        return VIDEO if os.path.exists(os.path.join(model_dir, SHIPPED_PFRAME_WEIGHTS)) \
+            else IMAGE
+    return model_type_for_stage(config.train.stage)
 
 
 class UnknownModelError(ValueError):
@@ -50,6 +117,28 @@ def resolve(name_or_path: str | None) -> tuple[str, str | None]:
     known = ", ".join(models) or "none installed"
     raise UnknownModelError(
         f"{key}: model not found: give a shipped model name ({known}) or a model directory")
+
+
+class ShippedModel(NamedTuple):
+    name: str
+    model_type: str  # a key of MODEL_TYPES
+    qualities: int
+    fingerprint: str
+    path: str
+
+
+def describe_shipped() -> list[ShippedModel]:
+    """Every shipped model with its type, number of quality levels and fingerprint (read from
+    its folder, without TensorFlow)."""
+    import json
+
+    out = []
+    for name, path in shipped_models().items():
+        with open(os.path.join(path, "config.json")) as f:
+            qualities = int(json.load(f)["model"]["num_qualities"])
+        out.append(ShippedModel(name, model_type_of(path, None), qualities,
+                                shipped_fingerprint(path) or "", path))
+    return out
 
 
 def shipped_fingerprint(path: str) -> str | None:

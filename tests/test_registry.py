@@ -33,7 +33,7 @@ def test_a_shipped_model_loads_by_name_with_the_fingerprint_it_records(shipped_d
     with open(shipped_dir / "tiny-a" / registry.FINGERPRINT_NAME) as f:
         assert codec.fingerprint.hex() == f.read().strip()
     assert api.load().fingerprint == codec.fingerprint  # the default
-    with np.load(shipped_dir / "tiny-a" / api.SHIPPED_WEIGHTS) as d:
+    with np.load(shipped_dir / "tiny-a" / registry.SHIPPED_WEIGHTS) as d:
         assert all(d[k].dtype == np.float16 for k in d.files)
 
 
@@ -130,3 +130,40 @@ def test_cli_encode_refuses_a_bad_model_or_quality_before_loading(
     code, _, err = _cli(capsys, "encode", small_y4m, tmp_path / "o.gcv", *args)
     assert code == 2 and needle in err, err
     assert not (tmp_path / "o.gcv").exists()
+
+
+def test_each_model_type_builds_its_networks_and_an_unknown_type_is_refused():
+    from gan_compress import configs
+
+    cfg = configs.get_preset("tiny")
+    image = registry.build_networks(registry.IMAGE, cfg)
+    video = registry.build_networks(registry.VIDEO, cfg)
+    assert image.pframe is None and image.iframe.trainable_variables
+    assert video.pframe is not None and video.pframe.trainable_variables
+    assert registry.model_type_for_stage("pframe_gan") == registry.VIDEO
+    assert registry.model_type_for_stage("gan") == registry.IMAGE
+    with pytest.raises(ValueError, match="unknown model type 'audio'"):
+        registry.build_networks("audio", cfg)
+
+
+def test_a_shipped_video_model_loads_as_one_and_the_cli_lists_each_models_type(
+        shipped_dir, video_codec, capsys):
+    import json
+
+    from gan_compress import cli
+
+    api.save_shipped_model(video_codec._model, video_codec.config,
+                           str(shipped_dir / "tiny-video"), pmodel=video_codec._pframe)
+    try:
+        loaded = api.load("tiny-video")
+        assert loaded.supports_inter and not api.load("tiny-a").supports_inter
+        assert cli.main(["models", "--json"]) == 0
+        listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+        assert {n: m["model_type"] for n, m in listed.items()} == {"tiny-a": "image",
+                                                                  "tiny-video": "video"}
+        assert listed["tiny-video"]["fingerprint"] == loaded.fingerprint.hex()
+        assert listed["tiny-a"]["qualities"] == video_codec.num_qualities
+    finally:
+        import shutil
+
+        shutil.rmtree(shipped_dir / "tiny-video")

@@ -128,13 +128,13 @@ class ServingClient:
 
     def codec(self, name: str, version: int | None = None):
         """An `api.Codec` whose compress/decompress run on the server's full-codec model."""
-        from gan_compress import api
+        from gan_compress import api, loading
         from gan_compress.configs import Config
 
         remote = self.model(name, version)
         info = {k: v.numpy() for k, v in remote.model_info().items()}
         config = Config.from_json(_text(info["config"]))
-        return api.Codec(api._SavedModelCodec(remote, eager=True), config,
+        return api.Codec(loading._SavedModelCodec(remote, eager=True), config,
                          _text(info["fingerprint"]), name)
 
     def transform_client(self, name: str, version: int | None = None):

@@ -35,12 +35,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gan_compress import losses
+from gan_compress import losses, registry
 from gan_compress.configs import Config
 from gan_compress.data import build_inputs
 from gan_compress.models.discriminator import ConditionalPatchDiscriminator
-from gan_compress.models.iframe import IFrameCodec
-from gan_compress.models.pframe import PFrameCodec
 from gan_compress.training.strategy import is_chief, worker_id
 
 CONFIG_NAME = "config.json"
@@ -119,14 +117,10 @@ class Trainer:
             raise ValueError(f"stage {tc.stage} needs data.clip_length >= 2 (an I-frame and at "
                              f"least one P-frame), got {cfg.data.clip_length}")
         with self.strategy.scope():
-            self.model = IFrameCodec(cfg.model)
-            self.model.build_for_shape()
-            self.pmodel = None
-            latent = cfg.model.latent_channels
-            if self.pframe:
-                self.pmodel = PFrameCodec(cfg.model, cfg.pframe)
-                self.pmodel.build_for_shape()
-                latent = cfg.pframe.residual_latent_channels
+            self.model, self.pmodel = registry.build_networks(
+                registry.model_type_for_stage(tc.stage), cfg)
+            latent = (cfg.pframe.residual_latent_channels if self.pframe
+                      else cfg.model.latent_channels)
             self.disc = ConditionalPatchDiscriminator(cfg.model)
             ctx = tf.zeros([1, 64, 64, 3]) if self.pframe else None
             self.disc(tf.zeros([1, 64, 64, 3]), tf.zeros([1, 4, 4, latent]), context=ctx)
@@ -215,13 +209,11 @@ class Trainer:
             logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
             return
         if init_from:
-            from gan_compress import registry
-
             try:
                 folder, _ = registry.resolve(init_from)
             except registry.UnknownModelError as e:
                 raise ValueError(f"--init_from {e}") from None
-            if os.path.exists(os.path.join(folder, "weights.npz")):
+            if os.path.exists(os.path.join(folder, registry.SHIPPED_WEIGHTS)):
                 self._init_from_shipped(folder)
                 return
             src = tf.train.latest_checkpoint(folder)
@@ -244,14 +236,19 @@ class Trainer:
         """Initialises the codec from a shipped model (float16 `weights.npz`, see
         `gan_compress.registry`), e.g. to continue training on a machine without the run's
         checkpoints. Optimizer state starts fresh; the step counter starts at 0."""
-        from gan_compress import api
+        from gan_compress import loading
 
         cfg_path = os.path.join(folder, CONFIG_NAME)
         if os.path.exists(cfg_path) and load_config(folder).model != self.cfg.model:
             raise ValueError(f"--init_from {folder}: its model config differs from this run's")
-        api.load_shipped_weights(self.model, os.path.join(folder, "weights.npz"))
-        logging.info("initialised the codec from shipped weights in %s (step counter starts "
-                     "at 0)", folder)
+        loading.load_shipped_weights(self.model, os.path.join(folder, registry.SHIPPED_WEIGHTS))
+        parts = "the I-frame codec"
+        pweights = os.path.join(folder, registry.SHIPPED_PFRAME_WEIGHTS)
+        if self.pmodel is not None and os.path.exists(pweights):  # a shipped video model
+            loading.load_shipped_weights(self.pmodel, pweights)
+            parts += " and the P-frame codec"
+        logging.info("initialised %s from shipped weights in %s (step counter starts at 0)",
+                     parts, folder)
 
     # -- the step -----------------------------------------------------------------------------
 

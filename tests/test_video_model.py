@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,31 @@ def test_a_malformed_p_frame_stream_is_a_clear_error_naming_the_file_and_frame(
     with pytest.raises(bs.BitstreamError) as e:
         list(video_codec.iter_decoded(str(out)))
     assert str(out) in str(e.value) and message in str(e.value)
+
+
+# -- golden files: a P-frame stream made once, decoded on every machine since -------------------
+
+GOLDEN = Path(__file__).parent / "golden"
+# sha256 of the 5 decoded frames (I P P I P, 72x40, quality 2) of `tiny_video_gop3.gcv`, made
+# with the shipped-form tiny video model in `golden/tiny_video` (20 I-frame and 20 P-frame
+# training steps). Changes only with a deliberate change of the decoder's arithmetic or format.
+GOLDEN_GOP_DECODED_SHA256 = "aa6f48cb5765fa5284fb287f18551c862bf739dec798644add931fc817947f56"
+
+
+def test_the_golden_p_frame_stream_decodes_to_the_recorded_frames_on_this_machine():
+    import hashlib
+
+    import gan_compress
+
+    codec = gan_compress.load(str(GOLDEN / "tiny_video"))
+    assert codec.supports_inter
+    stream = str(GOLDEN / "tiny_video_gop3.gcv")
+    with bs.ContainerReader(stream) as reader:
+        assert [p.frame_type.name for p in reader.iter_packets()] == ["I", "P", "P", "I", "P"]
+    frames = list(codec.iter_decoded(stream))
+    assert len(frames) == 5 and frames[0].shape == (40, 72, 3)
+    digest = hashlib.sha256(b"".join(f.tobytes() for f in frames)).hexdigest()
+    assert digest == GOLDEN_GOP_DECODED_SHA256
+    # entering at the second GOP's I-frame gives the same frames as decoding from the start
+    tail = list(codec.iter_decoded(stream, start=3))
+    assert all(np.array_equal(a, b) for a, b in zip(tail, frames[3:], strict=True))

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         print(f"encoded {stats.frames} frames {width}x{height} GOP {args.gop} q{args.quality} "
               f"with {codec.name}: {stats.bpp:.4f} bpp, "
               f"{stats.frames / (time.perf_counter() - t0):.1f} frames/s")
-        print(f"\n| frames decoded | peak RSS (MB) | decode frames/s (incl. start-up) |")
+        print("\n| frames decoded | peak RSS (MB) | decode frames/s (incl. start-up) |")
         print("|---|---|---|")
         peaks = {}
         for n in lengths:

@@ -141,13 +141,15 @@ class CodecModule(_InfoMixin, tf.Module):
         self.codec = codec
         self._set_info(codec, config, pcodec)
 
+    @staticmethod
+    def _outputs(c) -> dict:
+        """A `CompressedFrames` -> the `compress` signature's outputs."""
+        return {"y_strings": c.y_strings, "z_strings": c.z_strings,
+                "image_shape": c.image_shape, "y_shape": c.y_shape, "z_shape": c.z_shape}
+
     @tf.function(input_signature=[FRAMES, QUALITY])
     def compress(self, frames, quality):
-        c = self.codec.compress(frames, quality)
-        return {
-            "y_strings": c.y_strings, "z_strings": c.z_strings, "image_shape": c.image_shape,
-            "y_shape": c.y_shape, "z_shape": c.z_shape,
-        }
+        return self._outputs(self.codec.compress(frames, quality))
 
     @tf.function(input_signature=[STRINGS, STRINGS, SHAPE2, QUALITY])
     def decompress(self, y_strings, z_strings, image_shape, quality):
@@ -226,12 +228,8 @@ class VideoCodecModule(CodecModule):
     @tf.function(input_signature=[FRAMES, QUALITY])
     def compress(self, frames, quality):
         c = self.codec.compress(frames, quality)
-        return {
-            "y_strings": c.y_strings, "z_strings": c.z_strings, "image_shape": c.image_shape,
-            "y_shape": c.y_shape, "z_shape": c.z_shape,
-            "reconstruction": self._reference(c.y_strings, c.z_strings, c.image_shape,
-                                              c.quality),
-        }
+        recon = self._reference(c.y_strings, c.z_strings, c.image_shape, c.quality)
+        return {**self._outputs(c), "reconstruction": recon}
 
     @tf.function(input_signature=[STRINGS, STRINGS, SHAPE2, QUALITY])
     def decompress(self, y_strings, z_strings, image_shape, quality):

@@ -96,6 +96,21 @@ def test_the_transform_client_codes_a_gop_to_the_in_process_bytes_and_references
         reference = recon
 
 
+def test_a_client_built_from_the_coding_tables_signature_codes_p_frames_alike(
+        video_exports, frames, in_process):
+    """The tables as a remote client gets them (the `coding_tables` signature, as over gRPC)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(video_exports.transforms_dir)
+    tables = {k: v.numpy() for k, v in loaded.coding_tables().items()}
+    client = TransformClient.from_tables_dict(loaded, tables)
+    assert client.supports_inter
+    reference, (coded, recon) = in_process[0][1], in_process[1]
+    c = client.p_compress(frames[1][None], reference[None], QUALITY)
+    assert (c.motion_y[0], c.motion_z[0], c.residual_y[0], c.residual_z[0]) == coded.strings
+    np.testing.assert_array_equal(c.reconstruction[0], recon)
+
+
 def test_an_image_models_transform_client_refuses_p_frames_clearly(tiny_exports):
     client = TransformClient.from_export_dir(tiny_exports.transforms_dir)
     assert not client.supports_inter

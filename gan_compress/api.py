@@ -30,10 +30,10 @@ from gan_compress import io as gio
 from gan_compress.framecoder import (  # noqa: F401  (re-exported: the public API)
     MAX_FRAME_PIXELS,
     FrameCoder,
-    _packet_of,
     check_frame_size,
     check_packet,
     entropy_decode_budget,
+    packet_of,
     packet_shapes,
     stuck_decoders,
 )
@@ -136,7 +136,7 @@ class Codec(FrameCoder):
                     if encoder is None:
                         writer.write(self.encode_frame(rgb, quality, n))
                     else:
-                        writer.write(_packet_of(encoder.encode(rgb)[0], n))
+                        writer.write(packet_of(encoder.encode(rgb)[0], n))
                     n += 1
                     bar.update(1)
                 if n == 0:  # inside the writer's block, so no empty .gcv is left behind

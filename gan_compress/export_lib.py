@@ -71,8 +71,6 @@ from gan_compress.entropy_coding import (
     pframe_tables,
     tables_from_codec,
 )
-from gan_compress.layers import pad_to_multiple
-from gan_compress.models.iframe import PAD_MULTIPLE
 
 FRAMES = tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames")
 QUALITY = tf.TensorSpec([], tf.int32, name="quality")
@@ -175,21 +173,15 @@ class TransformModule(_InfoMixin, tf.Module):
     def _z_hat(self, z_symbols):
         return tf.cast(z_symbols, tf.float32) + self.z_offset
 
+    def _analysis(self, frames, quality):
+        """-> (the `analyze` outputs, mu float32): `IFrameCodec.encode_latents`, stock ops."""
+        y_symbols, z_symbols, scale_index, mu = self.codec.encode_latents(frames, quality)
+        return {"y_symbols": y_symbols, "z_symbols": z_symbols,
+                "scale_indexes": tf.cast(scale_index, tf.int32)}, mu
+
     @tf.function(input_signature=[FRAMES, QUALITY])
     def analyze(self, frames, quality):
-        c = self.codec
-        quality = c._check_quality(quality)
-        x = tf.cast(frames, tf.float32) / 255.0
-        gain, _ = c.gains(quality - 1)
-        y = tf.cast(c.analysis(pad_to_multiple(x, PAD_MULTIPLE)), tf.float32) * gain
-        z = tf.cast(c.hyper_analysis(y), tf.float32)
-        z_symbols = tf.round(z - self.z_offset)
-        mu, scale_index = c.entropy_parameters(z_symbols + self.z_offset)
-        return {
-            "y_symbols": tf.cast(tf.round(y - mu), tf.int32),
-            "z_symbols": tf.cast(z_symbols, tf.int32),
-            "scale_indexes": tf.cast(scale_index, tf.int32),
-        }
+        return self._analysis(frames, quality)[0]
 
     @tf.function(input_signature=[SYMBOLS, QUALITY])
     def entropy_parameters(self, z_symbols, quality):
@@ -266,13 +258,10 @@ class VideoTransformModule(TransformModule):
 
     @tf.function(input_signature=[FRAMES, QUALITY])
     def analyze(self, frames, quality):
-        y_symbols, z_symbols, scale_index, mu = self.codec.encode_latents(frames, quality)
-        return {
-            "y_symbols": y_symbols, "z_symbols": z_symbols,
-            "scale_indexes": tf.cast(scale_index, tf.int32),
-            "reconstruction": self.codec.synthesize_reference(
-                y_symbols, mu, quality, tf.shape(frames)[1:3]),
-        }
+        out, mu = self._analysis(frames, quality)
+        out["reconstruction"] = self.codec.synthesize_reference(
+            out["y_symbols"], mu, quality, tf.shape(frames)[1:3])
+        return out
 
     @tf.function(input_signature=[SYMBOLS, SYMBOLS, SHAPE2, QUALITY])
     def synthesize(self, y_symbols, z_symbols, image_shape, quality):

@@ -93,13 +93,17 @@ def _call_within(fn, seconds: float):
     return box["result"]
 
 
+def _bad_packet(packet: bs.FramePacket, path: str):
+    """-> bad(problem): a `MalformedError` naming `path` and the packet's frame."""
+    return lambda problem: bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
+
+
 def check_packet(packet: bs.FramePacket, header: bs.SequenceHeader | None,
                  path: str = "<stream>") -> None:
     """Checks a packet's type and shapes against the sequence header (`packet_shapes`
     of the header's frame size, at most `MAX_FRAME_PIXELS`) without TensorFlow; raises
     `MalformedError` naming `path` and the frame."""
-    def bad(problem: str) -> bs.BitstreamError:
-        return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
+    bad = _bad_packet(packet, path)
 
     kind = packet.frame_type
     if kind == bs.FrameType.P and header is not None and header.intra_period == 1:
@@ -141,7 +145,7 @@ def _entropy_errors(bad, budget: float):
                   f"{budget:.1f} s)") from None
 
 
-def _packet_of(coded, frame_index: int) -> bs.FramePacket:
+def packet_of(coded, frame_index: int) -> bs.FramePacket:
     """A `gop.CodedFrame` -> its container packet (I: y, z strings; P: motion y, motion z,
     residual y, residual z), with the frame and latent shapes (`packet_shapes`)."""
     from gan_compress import gop
@@ -243,17 +247,14 @@ class FrameCoder:
         """
         check_packet(packet, header, path)
 
-        def bad(problem: str) -> bs.BitstreamError:
-            return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
+        bad = _bad_packet(packet, path)
 
         if packet.frame_type != bs.FrameType.I or (header is not None and
                                                    header.intra_period != 1):
             raise bad("a frame of a stream with P-frames depends on the frames before it: "
                       "decode it with iter_decoded")
         h, w = packet.shapes[0]
-        if not 1 <= packet.quality <= self.num_qualities:
-            raise bad(f"quality {packet.quality} is outside model {self.name}'s "
-                      f"1..{self.num_qualities}")
+        self._check_packet_quality(packet, bad)
 
         y_strings = np.array([packet.strings[0]], object)
         z_strings = np.array([packet.strings[1]], object)
@@ -271,6 +272,11 @@ class FrameCoder:
             y_symbols, mu = _call_within(
                 lambda: self._decode_latents(y_strings, z_strings, size), budget)
         return self._synthesize(y_symbols, mu, quality, size).numpy()[0]
+
+    def _check_packet_quality(self, packet: bs.FramePacket, bad) -> None:
+        if not 1 <= packet.quality <= self.num_qualities:
+            raise bad(f"quality {packet.quality} is outside model {self.name}'s "
+                      f"1..{self.num_qualities}")
 
     def _warm_up_decoder(self) -> None:
         """Runs the decoding graph once, unbudgeted, on empty strings (all implicit zeros: every
@@ -304,12 +310,9 @@ class FrameCoder:
 
         check_packet(packet, header, path)
 
-        def bad(problem: str) -> bs.BitstreamError:
-            return bs.MalformedError(path, f"frame {packet.frame_index}: {problem}")
+        bad = _bad_packet(packet, path)
 
-        if not 1 <= packet.quality <= self.num_qualities:
-            raise bad(f"quality {packet.quality} is outside model {self.name}'s "
-                      f"1..{self.num_qualities}")
+        self._check_packet_quality(packet, bad)
         h, w = packet.shapes[0]
         p = self.config.pframe
         channels = (self.config.model.latent_channels + self.config.model.hyper_latent_channels

@@ -102,7 +102,7 @@ class TransformClient:
         y = np.asarray(out["y_symbols"])
         z = np.asarray(out["z_symbols"])
         idx = np.asarray(out["scale_indexes"])
-        recon = out.get("reconstruction") if hasattr(out, "get") else None
+        recon = out.get("reconstruction")
         return ClientCompressed(
             y_strings=self.coder.encode_y(y, idx),
             z_strings=self.coder.encode_z(z),

@@ -93,3 +93,22 @@ def test_ivf_payload_excludes_file_and_frame_headers(tmp_path):
     path = tmp_path / "x.ivf"
     path.write_bytes(header + body)
     assert ffmpeg.ivf_payload_bytes(path) == 10
+
+
+def test_per_frame_psnr_and_flicker_ratio_are_hand_computed(tmp_path):
+    w, h = 4, 4
+    grey = [np.full((h, w), v) for v in (100, 110, 100)]  # source moves by 10 levels per frame
+    u, v = np.full((h // 2, w // 2), 128), np.full((h // 2, w // 2), 128)
+    ref = _write_yuv(tmp_path / "ref.yuv", [(y, u, v) for y in grey])
+    # decode: frame 0 exact, frame 1 off by +5 (105), frame 2 off by -5 (95)
+    dist = _write_yuv(tmp_path / "dist.yuv", [(grey[0], u, v), (grey[1] - 5, u, v),
+                                              (grey[2] - 5, u, v)])
+    out = metrics.temporal(_raw(ref, w, h, 3), _raw(dist, w, h, 3), chunk=2)  # spans chunks
+    assert math.isinf(out["psnr_y_frames"][0])
+    assert out["psnr_y_frames"][1:] == [pytest.approx(10 * math.log10(255**2 / 25), abs=1e-3)] * 2
+    # source |diffs| 10, 10; decode |105-100| = 5, |95-105| = 10 -> (5 + 10) / (10 + 10)
+    assert out["tmad_ratio"] == pytest.approx(0.75, abs=1e-12)
+    one_ref = _write_yuv(tmp_path / "one_ref.yuv", [(grey[0], u, v)])
+    one_dist = _write_yuv(tmp_path / "one_dist.yuv", [(grey[1], u, v)])
+    one = metrics.temporal(_raw(one_ref, w, h, 1), _raw(one_dist, w, h, 1))
+    assert one["tmad_ratio"] is None and len(one["psnr_y_frames"]) == 1

@@ -1,5 +1,6 @@
 """The report: self-contained HTML that loads its plots and crops in headless Chromium."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -82,3 +83,15 @@ def test_html_report_shows_plots_and_crops_in_headless_chromium(report_dir, tmp_
 
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500, "screenshot looks blank"
+
+
+def test_report_shows_flicker_and_a_per_frame_psnr_plot(report_dir):
+    results = json.loads((report_dir / "results.json").read_text())
+    row = next(r for r in results["rows"] if r["codec"] == "fake_codec")
+    assert len(row["psnr_y_frames"]) == row["frames"] == 5
+    assert 0.0 < row["tmad_ratio"] < 3.0
+    md = (report_dir / "report.md").read_text()
+    assert "## Temporal behaviour" in md and "| fake_codec |" in md
+    plot = report_dir / "plots" / "tiny_128x96__frames.png"
+    assert plot.stat().st_size > 5000
+    assert "plots/tiny_128x96__frames.png" in (report_dir / "index.html").read_text()

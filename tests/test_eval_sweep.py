@@ -130,3 +130,25 @@ def test_qualities_discovered_after_the_first_encode_and_resume_reuses_points(ti
                               progress=False, log=lambda s: None)
     assert [r["q"] for r in resumed["rows"]] == [1, 30, 45]
     assert [r["enc_seconds"] for r in resumed["rows"]] == [r["enc_seconds"] for r in first["rows"]]
+
+
+def test_a_gop_sweep_names_each_intra_period_and_rates_inter_coding_against_i_only(tmp_path):
+    gop12 = codecs.GanCompressCodec(model="m", command=["gc"], gop=12)
+    intra = codecs.GanCompressCodec(model="m", command=["gc"], gop=1)
+    assert (gop12.name, intra.name) == ("gan_compress_gop12", "gan_compress_intra")
+    assert gop12.setting == "gc --model m --gop 12"
+    assert codecs.GanCompressCodec(command=["gc"], gop=-1).name == "gan_compress_gop_inf"
+
+    # Synthetic rows: GOP 12 needs 40 % fewer bits than I-only at every quality.
+    rows = []
+    for q, (rate, psnr) in enumerate([(0.1, 30.0), (0.2, 33.0), (0.4, 36.0), (0.8, 39.0)], 1):
+        for name, scale in (("gan_compress_intra", 1.0), ("gan_compress_gop12", 0.6)):
+            rows.append({"clip": "c", "codec": name, "q": q, "bpp": rate * scale,
+                         "psnr_y_seqmse": psnr, "error": None})
+    results = {"rows": rows, "clips": [{"name": "c"}],
+               "codecs": [{**intra.to_json(), "kind": "test"}, {**gop12.to_json(), "kind": "test"}]}
+    (entry,) = sweep.bd_summary(results, ["psnr_y_seqmse"])
+    assert (entry["test"], entry["anchor"]) == ("gan_compress_gop12", "gan_compress_intra")
+    assert entry["mean"]["bd_rate"] == pytest.approx(-40.0, abs=0.01)
+
+    assert cli.main(["--report", str(tmp_path), "--gop", "12,0", "--anchors", "none"]) == 2

@@ -50,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qualities", type=_int_list, metavar="LIST",
                         help="gan_compress quality levels, e.g. 1,3,6 (default: all, from "
                              "`gan-compress info --json`)")
+    parser.add_argument("--gop", type=_int_list, metavar="LIST",
+                        help="intra periods of a video model to sweep as separate curves, e.g. "
+                             "1,12,-1 (1: I-only, -1: only the first frame intra); with 1 in the "
+                             "list, the report adds each GOP's BD-rate against I-only "
+                             "(default: the CLI's default GOP)")
     parser.add_argument("--metrics", default="psnr,msssim,vmaf,ssimulacra2",
                         help="metric groups: psnr, msssim, vmaf, ssimulacra2 (default: all)")
     parser.add_argument("--images", action="store_true",
@@ -97,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     try:
+        if args.gop and any(g == 0 or g < -1 for g in args.gop):
+            raise ValueError(f"--gop values must be >= 1 or -1, got {args.gop}")
+        if args.gop and len(set(args.gop)) != len(args.gop):
+            raise ValueError(f"--gop lists a value twice: {args.gop}")
         anchor_list = anchors.resolve(args.anchors)
         image_anchors = images.resolve_image_anchors(args.image_anchors)
         clip_specs = args.clips or (list(QUICK_CLIPS) if args.quick else None)
@@ -111,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
     test_codecs = []
     if not args.anchors_only:
         command = shlex.split(args.codec_cmd) if args.codec_cmd else None
-        test_codecs.append(codecs.GanCompressCodec(model=args.model, command=command,
-                                                   qualities=args.qualities))
+        for gop in args.gop or [None]:
+            test_codecs.append(codecs.GanCompressCodec(model=args.model, command=command,
+                                                       qualities=args.qualities, gop=gop))
 
     results: dict = {}
     if not args.images_only:

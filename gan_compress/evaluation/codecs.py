@@ -131,19 +131,34 @@ def y4m_chroma(path: str | os.PathLike) -> str:
     return "420"
 
 
+def gop_name(gop: int) -> str:
+    """The codec-name suffix of an intra period: 'intra' (1), 'gop12', 'gop_inf' (-1)."""
+    return {1: "intra", -1: "gop_inf"}.get(gop, f"gop{gop}")
+
+
+def gop_label(gop: int) -> str:
+    return {1: "I-only", -1: "GOP -1: one I-frame"}.get(gop, f"GOP {gop}")
+
+
 class GanCompressCodec(TestCodec):
     """gan_compress through its CLI, in a subprocess, as a user would run it."""
 
     name = "gan_compress"
 
     def __init__(self, model: str | os.PathLike | None = None, command: list[str] | None = None,
-                 qualities: list[int] | None = None, timeout: float = 3600.0):
+                 qualities: list[int] | None = None, timeout: float = 3600.0,
+                 gop: int | None = None):
         self.model = str(model) if model else None
         self.command = list(command) if command else default_cli_command()
         self._qualities = list(qualities) if qualities else None
         self.timeout = timeout
-        self.label = "gan_compress" + (f" ({Path(self.model).name})" if self.model else "")
-        self.setting = " ".join(self.command) + (f" --model {self.model}" if self.model else "")
+        self.gop = gop
+        if gop is not None:
+            self.name = f"gan_compress_{gop_name(gop)}"
+        detail = [Path(self.model).name] if self.model else []
+        detail += [gop_label(gop)] if gop is not None else []
+        self.label = "gan_compress" + (f" ({', '.join(detail)})" if detail else "")
+        self.setting = " ".join(self.command + self._model_args() + self._gop_args())
         self._available: tuple[bool, str] | None = None
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess:
@@ -181,11 +196,14 @@ class GanCompressCodec(TestCodec):
     def _model_args(self) -> list[str]:
         return ["--model", self.model] if self.model else []
 
+    def _gop_args(self) -> list[str]:
+        return ["--gop", str(self.gop)] if self.gop is not None else []
+
     def encode(self, clip: Clip, quality: int, out_dir: Path) -> Encoded:
         out = Path(out_dir) / f"{clip.name}.{self.name}.q{quality}.gcv"
         src = clip.y4m(clip.raw.path.parent)
         args = ["encode", str(src), str(out), "--quality", str(quality),
-                "--frames", str(clip.frames), *self._model_args()]
+                "--frames", str(clip.frames), *self._model_args(), *self._gop_args()]
         t0 = time.perf_counter()
         self._run(args)
         seconds = time.perf_counter() - t0
@@ -224,7 +242,8 @@ class GanCompressCodec(TestCodec):
         return Decoded(out_png, [" ".join(self.command + args)], time.perf_counter() - t0)
 
     def to_json(self) -> dict:
-        return {**super().to_json(), "command": self.command, "model": self.model}
+        return {**super().to_json(), "command": self.command, "model": self.model,
+                "gop": self.gop}
 
 
 class InProcessCodec(TestCodec):

@@ -8,6 +8,9 @@ a different frame count raises `FrameCountMismatchError` - frames are never drop
 - `msssim_y`: `tf.image.ssim_multiscale` on the luma plane, `max_val=255`, mean over frames. It
   needs the short side >= 11 * 2**(scales-1), so below 176 lines it uses fewer scales with the
   first power factors renormalised to sum to 1; also given in dB as -10 log10(1 - ms).
+- `temporal` (with `psnr`): `psnr_y_frames`, the PSNR-Y of every frame (drift across a GOP),
+  and `tmad_ratio`, the mean absolute frame-to-frame luma difference of the decode over that
+  of the reference (flicker: above 1 the decode changes more between frames than the source).
 - `vmaf`: ffmpeg's libvmaf with the built-in `vmaf_v0.6.1` and `vmaf_v0.6.1neg` models, mean of
   the per-frame scores (JSON log).
 - `ssimulacra2`: the `ssimulacra2` package on RGB PNGs of every 4th frame (0, 4, 8, ...) converted
@@ -50,6 +53,7 @@ METRIC_LABELS = {
     "vmaf": "VMAF",
     "vmaf_neg": "VMAF-NEG",
     "ssimulacra2": "SSIMULACRA2",
+    "frames": "PSNR-Y per frame",
     "psnr_rgb": "PSNR-RGB (dB)",
     "msssim_rgb": "MS-SSIM-RGB",
     "msssim_rgb_db": "MS-SSIM-RGB (dB)",
@@ -109,6 +113,29 @@ def psnr_yuv(ref: RawVideo, dist: RawVideo) -> dict[str, float]:
         6 * out["psnr_y_seqmse"] + out["psnr_u_seqmse"] + out["psnr_v_seqmse"]
     ) / 8
     return out
+
+
+def temporal(ref: RawVideo, dist: RawVideo, chunk: int = 16) -> dict[str, object]:
+    """Per-frame PSNR-Y (list of floats, dB) and the flicker ratio `tmad_ratio` (None for 1 frame).
+
+    tmad = mean over t >= 1 of mean |Y_t - Y_{t-1}|, on the decode and on the reference.
+    """
+    check_same_frames(ref, dist)
+    ya, yb = read_planes(ref)[0], read_planes(dist)[0]
+    frames, tmad_ref, tmad_dist = [], 0.0, 0.0
+    prev_a = prev_b = None
+    for i in range(0, ya.shape[0], chunk):
+        a = ya[i : i + chunk].astype(np.float64)
+        b = yb[i : i + chunk].astype(np.float64)
+        frames += [round(psnr_from_mse(float(np.mean((fa - fb) ** 2))), 3)
+                   for fa, fb in zip(a, b, strict=True)]
+        if prev_a is not None:
+            a, b = np.concatenate([prev_a, a]), np.concatenate([prev_b, b])
+        tmad_ref += float(np.abs(np.diff(a, axis=0)).sum())
+        tmad_dist += float(np.abs(np.diff(b, axis=0)).sum())
+        prev_a, prev_b = a[-1:], b[-1:]
+    ratio = tmad_dist / tmad_ref if len(frames) > 1 and tmad_ref > 0 else None
+    return {"psnr_y_frames": frames, "tmad_ratio": ratio}
 
 
 def msssim_scales(height: int, width: int) -> int:
@@ -253,6 +280,7 @@ def video_metrics(
     out: dict[str, float | int | str] = {}
     if "psnr" in metrics:
         out.update(psnr_yuv(ref, dist))
+        out.update(temporal(ref, dist))
     if "msssim" in metrics:
         out.update(msssim_y(ref, dist))
     if "vmaf" in metrics:

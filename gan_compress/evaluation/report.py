@@ -5,6 +5,8 @@
 Layout of `report_dir`:
     results.json            every encode, metric and command (written by the sweeps)
     plots/<clip>__<metric>.png, plots/mean__<metric>.png, plots/kodak__<metric>.png
+    plots/<clip>__frames.png  PSNR-Y of every frame (drift across GOPs) of each test codec at
+                            its middle rate point and of the baseline anchor at the nearest rate
     report.md               clips, settings, BD-rate tables (flags: † low overlap, — none), points
     index.html              the same tables, the plots and a side-by-side crop viewer; no network:
                             everything is inline or a relative file (plots/, crops/)
@@ -132,6 +134,69 @@ def plot_rd(path: Path, title: str, curves: list[tuple[str, list, str, bool]], y
     return path
 
 
+def frame_curves(results: dict, clip: str) -> list[tuple[str, dict, str]]:
+    """[(label, row, colour)] for the per-frame plot of `clip`: each test codec at its middle
+    rate point, and the baseline anchor (x264 LD) at the rate nearest the first of them."""
+    rows = [r for r in _ok(results.get("rows", [])) if r["clip"] == clip and r.get("psnr_y_frames")]
+    codecs = _codec_order(results)
+    colors = _colors(codecs)
+    out: list[tuple[str, dict, str]] = []
+    for c in codecs:
+        pts = sorted((r for r in rows if r["codec"] == c["name"]), key=lambda r: r["q"])
+        if c["kind"] == "test" and pts:
+            out.append((c["label"], pts[len(pts) // 2], colors[c["name"]]))
+    baseline = next((c for c in codecs if c["name"] == "x264_ld"), None)
+    if out and baseline:
+        target = out[0][1]["bpp"]
+        pts = [r for r in rows if r["codec"] == baseline["name"]]
+        if pts:
+            best = min(pts, key=lambda r: abs(math.log(r["bpp"] / target)))
+            out.append((baseline["label"], best, colors[baseline["name"]]))
+    return out
+
+
+def plot_frames(path: Path, title: str, curves: list[tuple[str, dict, str]]) -> Path:
+    """PSNR-Y against frame index, one line per (label, row, colour)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.0), dpi=90)
+    for label, row, color in curves:
+        ys = row["psnr_y_frames"]
+        ax.plot(range(len(ys)), ys, lw=1.6, color=color,
+                label=f"{label} q{row['q']} ({row['bpp']:.3f} bpp)")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("PSNR-Y (dB)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def flicker_table(results: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Mean `tmad_ratio` (decode's frame-to-frame change over the source's) per codec and clip,
+    averaged over rate points; None when no row has it."""
+    rows = [r for r in _ok(results.get("rows", [])) if _finite(r.get("tmad_ratio"))]
+    if not rows:
+        return None
+    clips = [c["name"] for c in results.get("clips", [])]
+    table = []
+    for c in _codec_order(results):
+        per_clip = [[r["tmad_ratio"] for r in rows if r["clip"] == k and r["codec"] == c["name"]]
+                    for k in clips]
+        means = [float(np.mean(v)) if v else None for v in per_clip]
+        found = [m for m in means if m is not None]
+        if found:
+            table.append([c["name"], *[_fmt(m) for m in means], _fmt(float(np.mean(found)))])
+    return ["codec", *clips, "mean"], table
+
+
 def make_plots(report_dir: Path, results: dict) -> dict[str, dict[str, str]]:
     """All RD plots; returns {metric: {clip or 'mean' or 'kodak': relative path}}."""
     out: dict[str, dict[str, str]] = {}
@@ -168,6 +233,12 @@ def make_plots(report_dir: Path, results: dict) -> dict[str, dict[str, str]]:
             p = plot_rd(report_dir / "plots" / f"kodak__{key}.png",
                         f"{label} - Kodak, mean over {len(names)} images", curves, label)
             out.setdefault(f"image:{key}", {})["kodak"] = _rel(p, report_dir)
+    for clip in clips:
+        curves = frame_curves(results, clip)
+        if curves:
+            p = plot_frames(report_dir / "plots" / f"{clip}__frames.png",
+                            f"PSNR-Y per frame - {clip}", curves)
+            out.setdefault("frames", {})[clip] = _rel(p, report_dir)
     return out
 
 
@@ -321,6 +392,13 @@ def render_markdown(results: dict, plots: dict) -> str:
         for r in errors[:20]:
             md.append(f"- error {r['image']} {r['codec']} q{r['q']} ({r['error_stage']}): "
                       f"{_error_line(r)}")
+    flicker = flicker_table(results)
+    if flicker:
+        md += ["", "## Temporal behaviour", "",
+               "Flicker: mean absolute frame-to-frame luma difference of the decode over that of "
+               "the source (1 = the source's own motion; above 1 = added flicker), mean over rate "
+               "points. Drift: `plots/<clip>__frames.png` (PSNR-Y of every frame).", "",
+               _md_table(*flicker), ""]
     ref = results.get("reference_check")
     if ref:
         md += ["", "## Reproduction of the reference anchors", ""]
@@ -590,6 +668,12 @@ def render_html(results: dict, plots: dict) -> str:
             [[p["codec"], p["q"], _fmt(p["bpp"], "bpp"), _fmt(p.get("psnr_rgb")),
               _fmt(p.get("msssim_rgb"), "msssim_rgb"), _fmt(p.get("ssimulacra2"))] for p in pts])
             + "</details>")
+    flicker = flicker_table(results)
+    if flicker:
+        parts.append("<h2>Temporal behaviour</h2><p class='note'>Flicker: mean absolute "
+                     "frame-to-frame luma difference of the decode over the source's (1 = the "
+                     "source's own motion), mean over rate points; drift: the 'PSNR-Y per "
+                     "frame' plots below.</p>" + _html_table(*flicker))
     # plots
     if plots:
         parts.append("<h2>RD curves</h2><p class='controls'><label>metric "

@@ -365,10 +365,13 @@ def bd_table(rows: Sequence[dict], test: str, anchor: str, key: str, clips: Sequ
 
 
 def bd_summary(results: dict, metric_keys: Sequence[str] = BD_METRICS) -> list[dict]:
-    """Test codecs vs every anchor, and every other anchor vs the baseline (x264 LD)."""
+    """Test codecs vs every anchor, every other anchor vs the baseline (x264 LD), and, when the
+    test codec was swept at several intra periods (`gan-compress eval --gop 1,12,-1`), each
+    inter-coded one vs the same model's I-only curve."""
     rows = results["rows"]
     clips = [c["name"] for c in results["clips"]]
     tests = [c["name"] for c in results["codecs"] if c["kind"] == "test"]
+    intra = [c["name"] for c in results["codecs"] if c["kind"] == "test" and c.get("gop") == 1]
     anchors = [c["name"] for c in results["codecs"] if c["kind"] == "anchor"]
     present = {k for r in rows for k in r}
     keys = [k for k in metric_keys if k in present]
@@ -376,6 +379,8 @@ def bd_summary(results: dict, metric_keys: Sequence[str] = BD_METRICS) -> list[d
     if anchors:
         base = BASELINE_ANCHOR if BASELINE_ANCHOR in anchors else anchors[0]
         pairs += [(a, base) for a in anchors if a != base]
+    if intra:
+        pairs += [(t, intra[0]) for t in tests if t != intra[0]]
     return [bd_table(rows, t, a, k, clips) for t, a in pairs for k in keys]
 
 

@@ -298,8 +298,9 @@ class FrameCoder:
     def _gop_decoder(self, path: str):
         from gan_compress import gop
 
-        self._warm_up_decoder()
-        return gop.GopDecoder(self._model, self._pframe, functions=self._gop())
+        functions = self._gop()
+        functions.warm_up_entropy()
+        return gop.GopDecoder(self._model, self._pframe, functions=functions)
 
     def _decode_gop_packet(self, decoder, packet: bs.FramePacket, header: bs.SequenceHeader,
                            path: str) -> np.ndarray:

@@ -152,3 +152,25 @@ def test_a_gop_sweep_names_each_intra_period_and_rates_inter_coding_against_i_on
     assert entry["mean"]["bd_rate"] == pytest.approx(-40.0, abs=0.01)
 
     assert cli.main(["--report", str(tmp_path), "--gop", "12,0", "--anchors", "none"]) == 2
+
+
+def test_an_in_process_gop_sweep_codes_p_frames_and_records_drift(tiny_clip, tmp_path):
+    from gan_compress.bitstream import info
+
+    model = str(Path(__file__).parent / "golden" / "tiny_video")
+    test = [codecs.InProcessCodec(model, name="gan_compress", gop=g, qualities=[2])
+            for g in (1, 3)]
+    config = sweep.SweepConfig(report_dir=tmp_path, clips=(tiny_clip,), anchors=(),
+                               metrics=("psnr",), keep_work=True)
+    results = sweep.run_sweep(config, test, progress=False, log=lambda s: None)
+    rows = {r["codec"]: r for r in results["rows"]}
+    assert [r["error"] for r in rows.values()] == [None, None]
+    intra, gop3 = rows["gan_compress_intra"], rows["gan_compress_gop3"]
+    assert "--gop 3" in gop3["commands"]["encode"][0]
+    types = {name: [f["type"] for f in info.describe(tmp_path / r["stream"])["frames"]]
+             for name, r in rows.items()}
+    assert types == {"gan_compress_intra": ["I"] * 6, "gan_compress_gop3": ["I", "P", "P"] * 2}
+    # the first frame of each GOP is the same I-frame, so its PSNR matches I-only coding
+    assert gop3["psnr_y_frames"][0] == intra["psnr_y_frames"][0]
+    assert gop3["psnr_y_frames"][3] == intra["psnr_y_frames"][3]
+    assert len(gop3["psnr_y_frames"]) == 6 and gop3["tmad_ratio"] > 0

@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"clips (and {QUICK_IMAGES} Kodak images with --images)")
     parser.add_argument("--frames", type=int, metavar="N",
                         help="use the first N frames of each clip")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run gan_compress through the Python API in this process (one model "
+                             "load per sweep; same bytes and decodes as the CLI) instead of one "
+                             "CLI process per file")
     parser.add_argument("--anchors-only", action="store_true",
                         help="do not run gan_compress (conventional anchors only)")
     parser.add_argument("--codec-cmd", metavar="CMD",
@@ -121,8 +125,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.anchors_only:
         command = shlex.split(args.codec_cmd) if args.codec_cmd else None
         for gop in args.gop or [None]:
-            test_codecs.append(codecs.GanCompressCodec(model=args.model, command=command,
-                                                       qualities=args.qualities, gop=gop))
+            if args.in_process:
+                from gan_compress import registry
+
+                test_codecs.append(codecs.InProcessCodec(
+                    args.model or registry.DEFAULT_MODEL, name="gan_compress", gop=gop,
+                    qualities=args.qualities))
+            else:
+                test_codecs.append(codecs.GanCompressCodec(model=args.model, command=command,
+                                                           qualities=args.qualities, gop=gop))
 
     results: dict = {}
     if not args.images_only:

@@ -141,23 +141,29 @@ def gop_label(gop: int) -> str:
 
 
 class GanCompressCodec(TestCodec):
-    """gan_compress through its CLI, in a subprocess, as a user would run it."""
+    """gan_compress through its CLI, in a subprocess, as a user would run it.
+
+    `gop` (None: the CLI's default) is passed as `--gop`; a sweep at several intra periods
+    uses one codec per period, named `gan_compress_intra`, `gan_compress_gop12`, ...
+    Subclasses change how a file is coded by overriding `_encode_file` / `_decode_file`.
+    """
 
     name = "gan_compress"
 
     def __init__(self, model: str | os.PathLike | None = None, command: list[str] | None = None,
                  qualities: list[int] | None = None, timeout: float = 3600.0,
-                 gop: int | None = None):
+                 gop: int | None = None, name: str | None = None):
         self.model = str(model) if model else None
         self.command = list(command) if command else default_cli_command()
         self._qualities = list(qualities) if qualities else None
         self.timeout = timeout
         self.gop = gop
-        if gop is not None:
-            self.name = f"gan_compress_{gop_name(gop)}"
-        detail = [Path(self.model).name] if self.model else []
+        base = name or self.name
+        self.name = base if gop is None else f"{base}_{gop_name(gop)}"
+        model_name = Path(self.model).name if self.model else base
+        detail = [model_name] if model_name != base else []
         detail += [gop_label(gop)] if gop is not None else []
-        self.label = "gan_compress" + (f" ({', '.join(detail)})" if detail else "")
+        self.label = base + (f" ({', '.join(detail)})" if detail else "")
         self.setting = " ".join(self.command + self._model_args() + self._gop_args())
         self._available: tuple[bool, str] | None = None
 
@@ -199,71 +205,89 @@ class GanCompressCodec(TestCodec):
     def _gop_args(self) -> list[str]:
         return ["--gop", str(self.gop)] if self.gop is not None else []
 
+    def _encode_args(self, src: Path, out: Path, quality: int, frames: int | None) -> list[str]:
+        args = ["encode", str(src), str(out), "--quality", str(quality)]
+        args += ["--frames", str(frames)] if frames is not None else []
+        return [*args, *self._model_args(), *self._gop_args()]
+
+    def _decode_args(self, gcv: Path, out: Path) -> list[str]:
+        return ["decode", str(gcv), str(out), *self._model_args()]
+
+    def _encode_file(self, src: Path, out: Path, quality: int, frames: int | None) -> str:
+        """Codes `src` (a .y4m or an image) into `out`; returns the command, as a user types it."""
+        args = self._encode_args(src, out, quality, frames)
+        self._run(args)
+        return " ".join(self.command + args)
+
+    def _decode_file(self, gcv: Path, out: Path) -> str:
+        """Decodes `gcv` to `out` (.y4m or .png); returns the command."""
+        args = self._decode_args(gcv, out)
+        self._run(args)
+        return " ".join(self.command + args)
+
     def encode(self, clip: Clip, quality: int, out_dir: Path) -> Encoded:
         out = Path(out_dir) / f"{clip.name}.{self.name}.q{quality}.gcv"
         src = clip.y4m(clip.raw.path.parent)
-        args = ["encode", str(src), str(out), "--quality", str(quality),
-                "--frames", str(clip.frames), *self._model_args(), *self._gop_args()]
         t0 = time.perf_counter()
-        self._run(args)
+        command = self._encode_file(src, out, quality, clip.frames)
         seconds = time.perf_counter() - t0
-        return Encoded(out, os.path.getsize(out), [" ".join(self.command + args)], seconds)
-
-    def _decode_cli(self, gcv: Path, out: Path) -> list[str]:
-        """`decode IN.gcv OUT [--model DIR]`."""
-        args = ["decode", str(gcv), str(out), *self._model_args()]
-        self._run(args)
-        return args
+        return Encoded(out, os.path.getsize(out), [command], seconds)
 
     def decode(self, encoded: Encoded, clip: Clip, out_raw: Path) -> Decoded:
         y4m = out_raw.with_suffix(".y4m")
         t0 = time.perf_counter()
-        args = self._decode_cli(encoded.path, y4m)
+        command = self._decode_file(encoded.path, y4m)
         seconds = time.perf_counter() - t0
         chroma = y4m_chroma(y4m)
         ff = ffmpeg.decode_to_raw(y4m, out_raw)
         y4m.unlink()
         note = "" if chroma.startswith("420") else f"decoded as {chroma}, converted to yuv420p"
-        return Decoded(out_raw, [" ".join(self.command + args), ffmpeg.format_command(ff)],
-                       seconds, note)
+        return Decoded(out_raw, [command, ffmpeg.format_command(ff)], seconds, note)
 
-    # Images (Kodak): the same CLI with a PNG in and out.
+    # Images (Kodak): the same coding with a PNG in and out.
     def encode_image(self, png: Path, quality: int, out_dir: Path) -> Encoded:
         out = Path(out_dir) / f"{png.stem}.{self.name}.q{quality}.gcv"
-        args = ["encode", str(png), str(out), "--quality", str(quality), *self._model_args()]
         t0 = time.perf_counter()
-        self._run(args)
+        command = self._encode_file(png, out, quality, None)
         seconds = time.perf_counter() - t0
-        return Encoded(out, os.path.getsize(out), [" ".join(self.command + args)], seconds)
+        return Encoded(out, os.path.getsize(out), [command], seconds)
 
     def decode_image(self, encoded: Encoded, out_png: Path) -> Decoded:
         t0 = time.perf_counter()
-        args = self._decode_cli(encoded.path, out_png)
-        return Decoded(out_png, [" ".join(self.command + args)], time.perf_counter() - t0)
+        command = self._decode_file(encoded.path, out_png)
+        return Decoded(out_png, [command], time.perf_counter() - t0)
 
     def to_json(self) -> dict:
         return {**super().to_json(), "command": self.command, "model": self.model,
                 "gop": self.gop}
 
 
-class InProcessCodec(TestCodec):
+class InProcessCodec(GanCompressCodec):
     """A gan_compress model through the Python API in this process (one model load for a whole
     sweep instead of one per file). It writes and reads real `.gcv` files with the same
     `Codec.compress_video` / `decompress_video` calls the CLI makes, so bytes and decodes equal
-    the CLI's (tests/test_same_network_everywhere.py)."""
+    the CLI's (tests/test_same_network_everywhere.py); the recorded commands are the CLI
+    commands that reproduce them."""
 
-    def __init__(self, model: str, name: str | None = None):
-        self.model = model
-        self.name = name or Path(model).name
-        self.label = f"gan_compress {self.name}"
-        self.setting = f"gan_compress.load({model!r}) in-process"
+    def __init__(self, model: str, name: str | None = None, gop: int | None = None,
+                 qualities: list[int] | None = None):
+        super().__init__(model, command=["gan-compress"], qualities=qualities, gop=gop,
+                         name=name or Path(model).name)
+        if not self.label.startswith("gan_compress"):
+            self.label = f"gan_compress {self.label}"
+        self.setting = f"gan_compress.load({model!r}) in-process" + (
+            f", GOP {gop}" if gop is not None else "")
         self._codec = None
+
+    _loaded: dict = {}  # model -> loaded Codec, shared by the codecs of one sweep (GOPs)
 
     def codec(self):
         if self._codec is None:
-            from gan_compress import api
+            if self.model not in InProcessCodec._loaded:
+                from gan_compress import api
 
-            self._codec = api.load(self.model)
+                InProcessCodec._loaded[self.model] = api.load(self.model)
+            self._codec = InProcessCodec._loaded[self.model]
         return self._codec
 
     def available(self) -> tuple[bool, str]:
@@ -274,21 +298,14 @@ class InProcessCodec(TestCodec):
         return True, ""
 
     def qualities(self) -> list[int] | None:
-        return list(range(1, self.codec().num_qualities + 1))
+        return self._qualities or list(range(1, self.codec().num_qualities + 1))
 
-    def encode_image(self, png: Path, quality: int, out_dir: Path) -> Encoded:
-        out = Path(out_dir) / f"{png.stem}.{self.name}.q{quality}.gcv"
-        t0 = time.perf_counter()
-        self.codec().compress_video(str(png), str(out), quality=quality)
-        return Encoded(out, os.path.getsize(out),
-                       [f"gan-compress encode {png} {out} --quality {quality} "
-                        f"--model {self.model}"], time.perf_counter() - t0)
+    def _encode_file(self, src: Path, out: Path, quality: int, frames: int | None) -> str:
+        intra_period = None if self.gop is None else (0 if self.gop == -1 else self.gop)
+        self.codec().compress_video(str(src), str(out), quality=quality, frames=frames,
+                                    intra_period=intra_period)
+        return " ".join(self.command + self._encode_args(src, out, quality, frames))
 
-    def decode_image(self, encoded: Encoded, out_png: Path) -> Decoded:
-        t0 = time.perf_counter()
-        self.codec().decompress_video(str(encoded.path), str(out_png))
-        return Decoded(out_png, [f"gan-compress decode {encoded.path} {out_png}"],
-                       time.perf_counter() - t0)
-
-    def to_json(self) -> dict:
-        return {**super().to_json(), "model": self.model}
+    def _decode_file(self, gcv: Path, out: Path) -> str:
+        self.codec().decompress_video(str(gcv), str(out))
+        return " ".join(self.command + self._decode_args(gcv, out))

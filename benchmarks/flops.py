@@ -67,6 +67,37 @@ def preset_figures(name: str, size: int) -> dict:
     return out
 
 
+def pframe_figures(name: str, size: int) -> dict:
+    """The P-frame codec of a preset: MACs per pixel of the encoder (the whole training-mode
+    forward: motion and residual analysis and synthesis, hyperpriors, warp) and of the decoder
+    (`synthesize`: flow decoding, scale-space warp, residual synthesis and fusion)."""
+    from gan_compress.models.pframe import PFrameCodec
+
+    cfg = configs.get_preset(name)
+    model = PFrameCodec(cfg.model, cfg.pframe)
+    model.build_for_shape()
+    img = tf.TensorSpec([1, size, size, 3])
+    q = tf.zeros([1], tf.int32)
+    h = size // 16
+    m_hat = tf.TensorSpec([1, h, h, cfg.pframe.motion_latent_channels])
+    y_hat = tf.TensorSpec([1, h, h, cfg.pframe.residual_latent_channels])
+    ref = tf.TensorSpec([1, size, size, 3], tf.uint8)
+    shape = tf.constant([size, size], tf.int32)
+    px = float(size * size)
+    return {
+        "pframe_encode": {
+            "macs_per_pixel": graph_macs(lambda x, r: model(x, r, q, training=False).x_hat,
+                                         img, img) / px,
+            "params": count_params(model.trainable_variables)},
+        "pframe_decode": {
+            "macs_per_pixel": graph_macs(lambda a, b, r: model.synthesize(a, b, r, shape),
+                                         m_hat, y_hat, ref) / px,
+            "params": count_params(model.motion_synthesis.trainable_variables
+                                   + model.residual_synthesis.trainable_variables
+                                   + model.fusion.trainable_variables)},
+    }
+
+
 def conv_rate(height=720, width=1280, cin=64, cout=32, k=5, repeats=5) -> float:
     """Measured MAC/s of a stride-2 transposed conv [1, H/2, W/2, cin] -> [1, H, W, cout]."""
     layer = tf.keras.layers.Conv2DTranspose(cout, k, strides=2, padding="same")
@@ -87,7 +118,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
-    results = {name: preset_figures(name, args.size) for name in args.presets.split(",")}
+    results = {name: {**preset_figures(name, args.size), **pframe_figures(name, args.size)}
+               for name in args.presets.split(",")}
     rate = conv_rate()
     if args.json:
         print(json.dumps({"presets": results, "conv_macs_per_second": rate}, indent=2))

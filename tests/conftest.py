@@ -58,17 +58,17 @@ def tiny_codec(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
-def video_model_dir(tmp_path_factory, frame_cache_dir) -> str:
-    """A tiny pframe_mse run dir (I-frame codec 1 step, P-frame codec 1 step on 3-frame clips)."""
+def video_model_dir(tmp_path_factory, frame_cache_dir, tiny_model_dir) -> str:
+    """A tiny pframe_mse run dir: the I-frame codec of `tiny_model_dir`, P-frame codec 1 step
+    on 3-frame clips."""
     from gan_compress.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("video_model")
     base = tiny_config(frame_cache_dir)
-    Trainer(base, str(root / "iframe")).train(steps=1)
     cfg = dataclasses.replace(
         base, data=dataclasses.replace(base.data, clip_length=3),
         train=dataclasses.replace(base.train, stage="pframe_mse", steps=1))
-    Trainer(cfg, str(root / "video"), init_from=str(root / "iframe")).train()
+    Trainer(cfg, str(root / "video"), init_from=tiny_model_dir).train()
     return str(root / "video")
 
 

@@ -196,12 +196,12 @@ def test_a_gop_of_12_decodes_exactly_with_a_different_thread_count_than_the_enco
 
 
 @pytest.mark.parametrize("stage", ["pframe_mse", "pframe_gan"])
-def test_both_pframe_stages_train_a_few_steps_on_clips(stage, frame_cache_dir, tmp_path):
+def test_both_pframe_stages_train_a_few_steps_on_clips(stage, frame_cache_dir, tiny_model_dir,
+                                                       tmp_path):
     from gan_compress.training.trainer import Trainer
 
     base = tiny_config(frame_cache_dir)
-    iframe_dir = str(tmp_path / "iframe")
-    Trainer(base, iframe_dir).train(steps=1)
+    iframe_dir = tiny_model_dir  # a trained I-frame codec, shared with the other tests
     cfg = dataclasses.replace(
         base, data=dataclasses.replace(base.data, clip_length=3),
         train=dataclasses.replace(base.train, stage=stage, steps=2))

@@ -121,7 +121,14 @@ def plot_rd(path: Path, title: str, curves: list[tuple[str, list, str, bool]], y
     ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.set_xlabel("bits per pixel")
+    return _finish_plot(fig, ax, path, title, "bits per pixel", ylabel)
+
+
+def _finish_plot(fig, ax, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
+    """Labels, grid and legend; saves `fig` to `path` (folders made) and closes it."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
@@ -167,16 +174,7 @@ def plot_frames(path: Path, title: str, curves: list[tuple[str, dict, str]]) -> 
         ys = row["psnr_y_frames"]
         ax.plot(range(len(ys)), ys, lw=1.6, color=color,
                 label=f"{label} q{row['q']} ({row['bpp']:.3f} bpp)")
-    ax.set_xlabel("frame")
-    ax.set_ylabel("PSNR-Y (dB)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish_plot(fig, ax, path, title, "frame", "PSNR-Y (dB)")
 
 
 def flicker_table(results: dict) -> tuple[list[str], list[list[str]]] | None:

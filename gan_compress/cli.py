@@ -57,8 +57,10 @@ def _build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="encode a video or image into a .gcv file")
     e.add_argument("input", help="video (.y4m .mkv .mp4 .avi .webm .mov .yuv) or image (.png .jpg)")
     e.add_argument("output", help="output .gcv file")
-    e.add_argument("--model", help="shipped model name (small-gan, the default: texture; "
-                   "small-mse: highest PSNR) or a model dir / export")
+    e.add_argument("--model", help="shipped model name (`gan-compress models` lists them; "
+                   "default: small-video, with P-frames, for an input of more than one frame, "
+                   "small-gan for a single image; small-mse: highest PSNR) or a model dir / "
+                   "export")
     e.add_argument("--quality", type=int, default=3, help="quality level, 1 = lowest rate")
     e.add_argument("--frames", type=int, help="encode at most N frames")
     e.add_argument("--gop", type=int, default=None,
@@ -296,15 +298,18 @@ def _cmd_encode(args) -> int:
 
     # Open the input (header and first frame) and check the quality against the model's
     # config before the seconds it takes to load the model.
-    with gio.open_video(input_path, **raw):
-        pass
-    if args.server:
-        from gan_compress import registry
+    with gio.open_video(input_path, **raw) as reader:
+        num_frames = reader.info.num_frames
+    from gan_compress import registry
 
-        codec = _remote_codec(args, args.model or registry.DEFAULT_MODEL)
+    # without --model: the video model for more than one frame, the image model otherwise
+    video = (num_frames is None or num_frames > 1) and args.frames != 1
+    model = args.model or registry.default_model(video or args.gop not in (None, 1))
+    if args.server:
+        codec = _remote_codec(args, model)
     else:
-        _check_quality_before_load(args.model, args.quality)
-        codec = _load_codec(args.model, args.verbose)
+        _check_quality_before_load(model, args.quality)
+        codec = _load_codec(model, args.verbose)
     if args.quality > codec.num_qualities:
         raise CLIError(f"--quality must be in 1..{codec.num_qualities}, got {args.quality}")
     intra_period = None if args.gop is None else (0 if args.gop == -1 else args.gop)

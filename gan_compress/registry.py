@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 MODELS_DIR = os.path.join(os.path.dirname(__file__), "assets", "models")
 DEFAULT_MODEL = "small-gan"
+# the default for inputs of more than one frame, when it ships (else DEFAULT_MODEL)
+DEFAULT_VIDEO_MODEL = "small-video"
 FINGERPRINT_NAME = "fingerprint.txt"
 
 
@@ -103,6 +105,14 @@ def shipped_models() -> dict[str, str]:
         if os.path.isfile(os.path.join(path, "config.json")):
             out[name] = path
     return out
+
+
+def default_model(video: bool) -> str:
+    """The shipped model used without `--model`: `DEFAULT_VIDEO_MODEL` (P-frames) for an input
+    of more than one frame when it is shipped, else `DEFAULT_MODEL`."""
+    if video and DEFAULT_VIDEO_MODEL in shipped_models():
+        return DEFAULT_VIDEO_MODEL
+    return DEFAULT_MODEL
 
 
 def resolve(name_or_path: str | None) -> tuple[str, str | None]:

@@ -167,3 +167,27 @@ def test_a_shipped_video_model_loads_as_one_and_the_cli_lists_each_models_type(
         import shutil
 
         shutil.rmtree(shipped_dir / "tiny-video")
+
+
+def test_encode_without_model_uses_the_video_model_for_video_and_the_image_model_for_images(
+        shipped_dir, tmp_path, capsys, monkeypatch, small_y4m):
+    import shutil
+    from pathlib import Path
+
+    from gan_compress.bitstream import info
+
+    shutil.copytree(Path(__file__).parent / "golden" / "tiny_video", shipped_dir / "tiny-v",
+                    dirs_exist_ok=True)
+    monkeypatch.setattr(registry, "DEFAULT_VIDEO_MODEL", "tiny-v")
+    code, _, err = _cli(capsys, "encode", small_y4m, tmp_path / "v.gcv", "--frames", "3",
+                        "--quiet")
+    assert code == 0, err
+    video = info.describe(tmp_path / "v.gcv")
+    assert video["header"]["model_name"] == "tiny-v"
+    assert [f["type"] for f in video["frames"]] == ["I", "P", "P"]
+    code, _, err = _cli(capsys, "encode", small_y4m, tmp_path / "i.gcv", "--frames", "1",
+                        "--quiet")
+    assert code == 0, err
+    assert info.describe(tmp_path / "i.gcv")["header"]["model_name"] == "tiny-a"
+    monkeypatch.setattr(registry, "DEFAULT_VIDEO_MODEL", "not-shipped")
+    assert registry.default_model(video=True) == "tiny-a"

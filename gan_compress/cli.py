@@ -143,7 +143,10 @@ def _cmd_models(args) -> int:
         return 0
     print(f"{'name':<14} {'type':<6} {'qualities':>9}  {'fingerprint':<12}  description")
     for r in rows:
-        default = " (default)" if r.name == registry.DEFAULT_MODEL else ""
+        image_default, video_default = (registry.default_model(video=v) for v in (False, True))
+        default = (" (default)" if r.name == image_default == video_default else
+                   " (default for images)" if r.name == image_default else
+                   " (default for video)" if r.name == video_default else "")
         print(f"{r.name:<14} {r.model_type:<6} {r.qualities:>9}  {r.fingerprint[:12]:<12}  "
               f"{registry.MODEL_TYPES[r.model_type].description}{default}")
     return 0

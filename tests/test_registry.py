@@ -191,3 +191,11 @@ def test_encode_without_model_uses_the_video_model_for_video_and_the_image_model
     assert info.describe(tmp_path / "i.gcv")["header"]["model_name"] == "tiny-a"
     monkeypatch.setattr(registry, "DEFAULT_VIDEO_MODEL", "not-shipped")
     assert registry.default_model(video=True) == "tiny-a"
+
+
+def test_the_models_table_marks_the_default_model(shipped_dir, capsys):
+    # no video model is shipped here, so the image default is the default for everything
+    code, out, _ = _cli(capsys, "models")
+    assert code == 0
+    (line,) = [x for x in out.splitlines() if x.startswith("tiny-a")]
+    assert line.endswith("(default)") and "image" in line

@@ -71,6 +71,7 @@ def main(argv=None) -> int:
                 writer.write_rgb(rgb)
         t0 = time.perf_counter()
         stats = codec.compress_video(src, gcv, quality=args.quality, intra_period=args.gop,
+                                     intra_decision="fixed",
                                      progress=True)
         print(f"encoded {stats.frames} frames {width}x{height} GOP {args.gop} q{args.quality} "
               f"with {codec.name}: {stats.bpp:.4f} bpp, "

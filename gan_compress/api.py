@@ -97,11 +97,15 @@ class Codec(FrameCoder):
 
     def compress_video(self, input_path: str, output_path: str, quality: int = 3,
                        frames: int | None = None, intra_period: int | None = None,
-                       progress: bool = False, raw_options: dict | None = None) -> EncodeStats:
+                       progress: bool = False, raw_options: dict | None = None,
+                       intra_decision: str = "rd") -> EncodeStats:
         """Encodes a video or image file into a `.gcv` file (written atomically).
 
         `intra_period`: frames per GOP (an I-frame every `intra_period` frames, P-frames
         between; 1 = all intra, 0 = only the first frame intra; None: `default_intra_period`).
+        `intra_decision`: "rd" also tries each scheduled P-frame as an I-frame and keeps the
+        cheaper one (rate + lambda * MSE; the GOP restarts there, so `intra_period` is the
+        longest I-frame distance), "fixed" keeps the schedule (`gop.GopEncoder`).
 
         `raw_options` (width, height, fps) describe headerless `.yuv` input."""
         quality = self.check_quality(quality)
@@ -115,6 +119,8 @@ class Codec(FrameCoder):
                              f"got {intra_period}")
         if frames is not None and frames < 1:
             raise ValueError(f"--frames must be at least 1, got {frames}")
+        if intra_decision not in ("rd", "fixed"):
+            raise ValueError(f"intra_decision must be rd or fixed, got {intra_decision!r}")
         t0 = time.perf_counter()
         with gio.open_video(input_path, **(raw_options or {})) as reader:
             info = reader.info
@@ -127,7 +133,8 @@ class Codec(FrameCoder):
                 from gan_compress import gop
 
                 encoder = gop.GopEncoder(self._model, self._pframe, quality,
-                                         intra_period if intra_period > 0 else -1, self._gop())
+                                         intra_period if intra_period > 0 else -1, self._gop(),
+                                         intra_decision=intra_decision)
             with bs.ContainerWriter(output_path, self._header(info, intra_period)) as writer, \
                     _progress(total, "encode", progress) as bar:
                 for rgb in reader.frames_rgb():

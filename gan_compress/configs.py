@@ -37,6 +37,9 @@ class DataConfig:
     batch_size: int = 8
     clip_length: int = 1  # T; 1 for I-frame training
     temporal_stride: int = 1  # frames between consecutive clip frames
+    # > temporal_stride: each clip draws its stride uniformly from [temporal_stride, this]
+    # (larger motion in P-frame training); 0: always temporal_stride
+    temporal_stride_max: int = 0
     crop_size: int = 256
     random_flip: bool = True  # horizontal flip (vertical flips make unnatural video)
     brightness: float = 0.05  # max additive delta
@@ -118,6 +121,11 @@ class LossConfig:
     perceptual_weight: float = 0.0  # VGG-style perceptual loss; needs perceptual_weights_path
     perceptual_weights_path: str | None = None
     range_weight: float = 1.0  # penalty on output values outside [0, 1] (squared, per pixel)
+    # P-frame stages: weight of lambda_q * MSE(prediction, x), the motion-compensated
+    # prediction's own distortion (a motion warm-up: the flow learns before the residual coder
+    # can make it redundant); decays linearly to 0 over `prediction_decay_steps` (0: constant)
+    prediction_weight: float = 0.0
+    prediction_decay_steps: int = 0
     # how the adversarial and feature-matching terms follow the quality level: "constant" (the
     # same beta at every level) or "lambda" (times lambda_q / geometric-mean(lambda))
     gan_scaling: str = "constant"

@@ -105,24 +105,56 @@ class GopFunctions:
         self._entropy_warm = True
 
 
+INTRA_FIXED, INTRA_RD = "fixed", "rd"
+INTRA_DECISIONS = (INTRA_FIXED, INTRA_RD)
+
+
+def rd_cost(frame: np.ndarray, recon: np.ndarray, num_bytes: int, lam: float) -> float:
+    """The training objective of one coded frame: bits per pixel + lam * MSE on the 0..255
+    scale (`lam` = the quality level's lambda), for choosing between codings of a frame."""
+    h, w = frame.shape[:2]
+    err = frame.astype(np.float64) - recon.astype(np.float64)
+    return 8.0 * num_bytes / (h * w) + lam * float(np.mean(err * err))
+
+
 class GopEncoder:
     """Codes frames `[H, W, 3]` uint8 one at a time; `encode` returns (CodedFrame,
-    reconstruction uint8 `[H, W, 3]`)."""
+    reconstruction uint8 `[H, W, 3]`).
+
+    `intra_decision`: "fixed" codes the frame types of `frame_types` (an I-frame every `gop`
+    frames); "rd" (adaptive intra) also codes every scheduled P-frame as an I-frame and keeps
+    the one with the lower `rd_cost` at the quality's lambda (scene cuts, motion the P-frame
+    codec cannot follow, a P-frame that costs more than a new picture); the GOP restarts at
+    an I-frame so chosen, so `gop` stays the longest distance between I-frames. Decoders need
+    nothing new: every I-frame is in the seek index. "rd" roughly doubles P-frame encode time.
+    """
 
     def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec, quality: int,
-                 gop: int = DEFAULT_GOP, functions: GopFunctions | None = None):
+                 gop: int = DEFAULT_GOP, functions: GopFunctions | None = None,
+                 intra_decision: str = INTRA_FIXED):
         frame_types(1, gop)  # validates gop
         if not 1 <= quality <= iframe.cfg.num_qualities:
             raise ValueError(f"quality must be in 1..{iframe.cfg.num_qualities}, got {quality}")
+        if intra_decision not in INTRA_DECISIONS:
+            raise ValueError(f"intra_decision must be one of {INTRA_DECISIONS}, "
+                             f"got {intra_decision!r}")
         self.fn = functions or GopFunctions(iframe, pframe)
         self.quality, self.gop = int(quality), int(gop)
+        self.intra_decision = intra_decision
+        self.lam = float(iframe.cfg.lambdas[self.quality - 1])
         self.index = 0
+        self.since_intra = 0  # frames since the last I-frame
         self.reference: np.ndarray | None = None
 
     def next_type(self) -> str:
-        if self.reference is None:
+        """The scheduled type of the next frame (before any adaptive decision)."""
+        if self.reference is None or (self.gop > 0 and self.since_intra + 1 >= self.gop):
             return FRAME_I
-        return frame_types(self.index + 1, self.gop)[self.index]
+        return FRAME_P
+
+    def _encode_i(self, frame, q):
+        y, z, recon = self.fn.i_encode(frame[None], q)
+        return (y.numpy()[0], z.numpy()[0]), recon.numpy()[0]
 
     def encode(self, frame: np.ndarray) -> tuple[CodedFrame, np.ndarray]:
         frame = np.asarray(frame, np.uint8)
@@ -132,12 +164,18 @@ class GopEncoder:
         kind = self.next_type()
         q = tf.constant(self.quality, tf.int32)
         if kind == FRAME_I:
-            y, z, recon = self.fn.i_encode(frame[None], q)
-            strings = (y.numpy()[0], z.numpy()[0])
+            strings, recon = self._encode_i(frame, q)
         else:
             *s, recon = self.fn.p_encode(frame[None], self.reference[None], q)
-            strings = tuple(t.numpy()[0] for t in s)
-        self.reference = recon.numpy()[0]
+            strings, recon = tuple(t.numpy()[0] for t in s), recon.numpy()[0]
+            if self.intra_decision == INTRA_RD:
+                i_strings, i_recon = self._encode_i(frame, q)
+                cost_p = rd_cost(frame, recon, sum(len(t) for t in strings), self.lam)
+                cost_i = rd_cost(frame, i_recon, sum(len(t) for t in i_strings), self.lam)
+                if cost_i < cost_p:
+                    kind, strings, recon = FRAME_I, i_strings, i_recon
+        self.reference = recon
+        self.since_intra = 0 if kind == FRAME_I else self.since_intra + 1
         self.index += 1
         return CodedFrame(kind, strings, h, w, self.quality), self.reference
 

@@ -179,6 +179,33 @@ def test_temporal_window_and_stride(tmp_path):
             assert got == [greys[k], greys[k + 2], greys[k + 4]]
 
 
+def test_a_stride_range_draws_every_stride_in_it_and_no_other(tmp_path):
+    """temporal_stride_max: each clip's frames are equally spaced by a stride drawn from
+    [temporal_stride, temporal_stride_max] (larger motion for P-frame training)."""
+    d = tmp_path / "data"
+    d.mkdir()
+    w, h = 48, 48
+    lumas = [20 + 15 * t for t in range(12)]
+    write_raw_y4m(
+        d / "ramp.y4m",
+        f"YUV4MPEG2 W{w} H{h} F25:1 C420jpeg",
+        [bytes([y]) * (w * h) + bytes([128]) * (w * h // 2) for y in lumas],
+    )
+    greys = [_grey_rgb(y) for y in lumas]
+    cfg = _config(tmp_path, clip_length=3, temporal_stride=1, temporal_stride_max=3)
+    seen = set()
+    for b in _take(build_inputs(cfg), 8):
+        for clip in b:
+            k = [greys.index(int(round(float(f[0, 0, 0]) * 255))) for f in clip]
+            stride = k[1] - k[0]
+            assert k[2] - k[1] == stride, k
+            seen.add(stride)
+    assert seen == {1, 2, 3}
+    with pytest.raises(ValueError, match="temporal_stride_max=1 < temporal_stride=2"):
+        build_inputs(_config(tmp_path, clip_length=3, temporal_stride=2,
+                             temporal_stride_max=1))
+
+
 def test_colour_jitter_is_bounded_and_shared_across_frames(tmp_path):
     _grey_files(tmp_path, greys=(120,), frames=3)
     cfg = _config(tmp_path, brightness=0.1, clip_length=3, batch_size=8)

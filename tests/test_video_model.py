@@ -32,7 +32,8 @@ def test_a_video_model_codes_gops_and_decodes_exactly_what_it_predicted_from(
         video_codec, clip7, tmp_path):
     assert video_codec.supports_inter and video_codec.default_intra_period == 12
     gcv = str(tmp_path / "v.gcv")
-    stats = video_codec.compress_video(clip7, gcv, quality=2, intra_period=3)
+    stats = video_codec.compress_video(clip7, gcv, quality=2, intra_period=3,
+                                       intra_decision="fixed")
     assert stats.frames == 7
     with bs.ContainerReader(gcv) as reader:
         assert reader.header.intra_period == 3
@@ -58,7 +59,7 @@ def test_gop_minus_one_makes_only_the_first_frame_intra_and_info_reports_bits_pe
         capsys, video_model_dir, clip7, tmp_path):
     gcv = tmp_path / "v.gcv"
     code = cli.main(["encode", clip7, str(gcv), "--model", video_model_dir, "--gop", "-1",
-                     "--quiet"])
+                     "--intra_decision", "fixed", "--quiet"])
     assert code == 0
     capsys.readouterr()
     assert cli.main(["info", str(gcv), "--json"]) == 0
@@ -70,6 +71,52 @@ def test_gop_minus_one_makes_only_the_first_frame_intra_and_info_reports_bits_pe
     assert cli.main(["info", str(gcv)]) == 0
     text = capsys.readouterr().out
     assert "1 I, 6 P" in text and "per type   I " in text
+
+
+def test_rd_cost_is_bits_per_pixel_plus_lambda_times_mse():
+    from gan_compress.gop import rd_cost
+
+    frame = np.zeros((4, 8, 3), np.uint8)
+    recon = np.full((4, 8, 3), 2, np.uint8)
+    assert rd_cost(frame, frame, 4, 0.01) == pytest.approx(8 * 4 / 32)
+    assert rd_cost(frame, recon, 4, 0.01) == pytest.approx(1.0 + 0.01 * 4.0)
+
+
+def test_the_rd_intra_decision_keeps_the_cheaper_coding_restarts_the_gop_and_decodes_exactly(
+        video_codec, clip7, tmp_path, monkeypatch):
+    """With "rd", each scheduled P-frame is also coded as an I-frame and the lower
+    `gop.rd_cost` wins. Here the cost is scripted so that the I-frame wins only at the second
+    decision (frame 2): the GOP of 3 restarts there (I P I P P I P), the seek index lists
+    every I-frame, and the decoder gives the encoder's reconstructions, also when seeking."""
+    from gan_compress import gop
+
+    real_cost, calls = gop.rd_cost, []
+
+    def scripted(frame, recon, num_bytes, lam):
+        assert real_cost(frame, recon, num_bytes, lam) >= 0.0
+        calls.append(None)
+        decision, is_intra_candidate = divmod(len(calls) - 1, 2)
+        return 0.0 if (is_intra_candidate and decision == 1) else 1.0
+
+    monkeypatch.setattr(gop, "rd_cost", scripted)
+    gcv = str(tmp_path / "rd.gcv")
+    video_codec.compress_video(clip7, gcv, quality=2, intra_period=3, intra_decision="rd")
+    with bs.ContainerReader(gcv) as reader:
+        types = "".join(p.frame_type.name for p in reader)
+        keys = [e.frame_index for e in reader.index]
+    assert types == "IPIPPIP" and keys == [0, 2, 5]
+    assert len(calls) == 2 * 5  # scheduled P-frames 1, 2, 3, 4 and 6 (5: a scheduled I)
+    decoded = list(video_codec.iter_decoded(gcv))
+    enc = gop.GopEncoder(video_codec._model, video_codec._pframe, 2, 3,
+                         intra_decision="rd")
+    calls.clear()
+    for src, dec in zip(_all_frames(clip7), decoded, strict=True):
+        np.testing.assert_array_equal(enc.encode(src)[1], dec)
+    part = list(video_codec.iter_decoded(gcv, start=3, count=2))
+    np.testing.assert_array_equal(part[0], decoded[3])
+    np.testing.assert_array_equal(part[1], decoded[4])
+    with pytest.raises(ValueError, match="intra_decision"):
+        video_codec.compress_video(clip7, gcv, quality=2, intra_period=3, intra_decision="x")
 
 
 def test_decode_start_and_frames_output_only_the_requested_frames(
@@ -129,7 +176,8 @@ def test_the_video_model_fingerprint_covers_the_pframe_weights(video_codec, vide
 def test_a_malformed_p_frame_stream_is_a_clear_error_naming_the_file_and_frame(
         video_codec, clip7, tmp_path, damage, message):
     gcv = tmp_path / "v.gcv"
-    video_codec.compress_video(clip7, str(gcv), quality=3, intra_period=4, frames=3)
+    video_codec.compress_video(clip7, str(gcv), quality=3, intra_period=4, frames=3,
+                               intra_decision="fixed")
     with bs.ContainerReader(str(gcv)) as reader:
         packets = list(reader)
         header = reader.header

@@ -14,7 +14,8 @@ Workflow:
    than one window are skipped with a warning.
 3. Element `i` of the infinite stream is drawn from its own RNG, `np.random.default_rng((seed,
    input_pipeline_id, i))`: a file (probability set by `config.sample_weighting`), a start frame
-   (window of T frames, `temporal_stride` apart), an optional downscale, a crop position, a flip
+   (window of T frames, `temporal_stride` apart, or a stride drawn from [`temporal_stride`,
+   `temporal_stride_max`]), an optional downscale, a crop position, a flip
    and jitter factors. Everything random hangs off the element index, so results do not depend
    on thread scheduling; with `deterministic=True` (seed `config.seed`, or 0 if unset) two
    builds give identical batches. With a seed but `deterministic=False` the same clips come
@@ -183,7 +184,9 @@ class _ClipSampler:
         self.config = config
         self.seed = seed
         self.shard = shard
-        self.span = (config.clip_length - 1) * config.temporal_stride + 1
+        self.strides = (config.temporal_stride, max(config.temporal_stride,
+                                                    config.temporal_stride_max))
+        self.span = (config.clip_length - 1) * self.strides[1] + 1
         kept = []
         for c in clips:
             if min(c.width, c.height) < config.crop_size:
@@ -195,7 +198,7 @@ class _ClipSampler:
                 logger.warning(
                     "skipping %s: %d frames, a clip needs %d (clip_length %d, stride %d)",
                     c.source, c.num_frames, self.span, config.clip_length,
-                    config.temporal_stride,
+                    self.strides[1],
                 )  # fmt: skip
             else:
                 kept.append(c)
@@ -237,7 +240,11 @@ class _ClipSampler:
         rng = np.random.default_rng((self.seed, self.shard, int(index)))
         k = rng.choice(len(self.clips), p=self.probs)
         clip, frames = self.clips[k], self.frames[k]
-        t0 = int(rng.integers(0, clip.num_frames - self.span + 1))
+        stride = self.strides[0]
+        if self.strides[1] > stride:  # (no extra draw otherwise: fixed-stride streams unchanged)
+            stride = int(rng.integers(stride, self.strides[1] + 1))
+        span = (cfg.clip_length - 1) * stride + 1
+        t0 = int(rng.integers(0, clip.num_frames - span + 1))
         short = min(clip.width, clip.height)
         scale = 1.0
         lo = max(cfg.downscale_min, s / short)
@@ -248,7 +255,7 @@ class _ClipSampler:
         x0 = int(rng.integers(0, clip.width - r + 1))
         flip = cfg.random_flip and rng.random() < 0.5
         jitter = rng.uniform(-1.0, 1.0, size=3)
-        region = frames[t0 : t0 + self.span : cfg.temporal_stride, y0 : y0 + r, x0 : x0 + r]
+        region = frames[t0 : t0 + span : stride, y0 : y0 + r, x0 : x0 + r]
         if flip:
             region = region[:, :, ::-1]
         region = np.ascontiguousarray(region)
@@ -301,6 +308,9 @@ def _check_config(config: DataConfig) -> None:
         problems.append(f"clip_length={config.clip_length} < 1")
     if config.temporal_stride < 1:
         problems.append(f"temporal_stride={config.temporal_stride} < 1")
+    if config.temporal_stride_max and config.temporal_stride_max < config.temporal_stride:
+        problems.append(f"temporal_stride_max={config.temporal_stride_max} < temporal_stride="
+                        f"{config.temporal_stride}")
     if config.crop_size < 2:
         problems.append(f"crop_size={config.crop_size} < 2")
     if not 0.0 < config.downscale_min <= 1.0:

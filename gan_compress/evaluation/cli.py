@@ -59,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1,12,-1 (1: I-only, -1: only the first frame intra); with 1 in the "
                              "list, the report adds each GOP's BD-rate against I-only "
                              "(default: the CLI's default GOP)")
+    parser.add_argument("--intra-decision", choices=("rd", "fixed"),
+                        help="how a video model places I-frames (gan-compress encode "
+                             "--intra_decision; default: the CLI's, rd); fixed is named in the "
+                             "codec names (gan_compress_gop12_fixed)")
     parser.add_argument("--metrics", default="psnr,msssim,vmaf,ssimulacra2",
                         help="metric groups: psnr, msssim, vmaf, ssimulacra2 (default: all)")
     parser.add_argument("--images", action="store_true",
@@ -130,10 +134,11 @@ def run(args: argparse.Namespace) -> int:
 
                 test_codecs.append(codecs.InProcessCodec(
                     args.model or registry.DEFAULT_MODEL, name="gan_compress", gop=gop,
-                    qualities=args.qualities))
+                    qualities=args.qualities, intra_decision=args.intra_decision))
             else:
-                test_codecs.append(codecs.GanCompressCodec(model=args.model, command=command,
-                                                           qualities=args.qualities, gop=gop))
+                test_codecs.append(codecs.GanCompressCodec(
+                    model=args.model, command=command, qualities=args.qualities, gop=gop,
+                    intra_decision=args.intra_decision))
 
     results: dict = {}
     if not args.images_only:

@@ -152,17 +152,23 @@ class GanCompressCodec(TestCodec):
 
     def __init__(self, model: str | os.PathLike | None = None, command: list[str] | None = None,
                  qualities: list[int] | None = None, timeout: float = 3600.0,
-                 gop: int | None = None, name: str | None = None):
+                 gop: int | None = None, name: str | None = None,
+                 intra_decision: str | None = None):
         self.model = str(model) if model else None
         self.command = list(command) if command else default_cli_command()
         self._qualities = list(qualities) if qualities else None
         self.timeout = timeout
         self.gop = gop
+        # None: the CLI's default (rd); "fixed" is named in the codec's name and label
+        self.intra_decision = intra_decision
         base = name or self.name
         self.name = base if gop is None else f"{base}_{gop_name(gop)}"
+        fixed = intra_decision == "fixed" and gop not in (None, 1)
+        self.name += "_fixed" if fixed else ""
         model_name = Path(self.model).name if self.model else base
         detail = [model_name] if model_name != base else []
         detail += [gop_label(gop)] if gop is not None else []
+        detail += ["fixed I-frames"] if fixed else []
         self.label = base + (f" ({', '.join(detail)})" if detail else "")
         self.setting = " ".join(self.command + self._model_args() + self._gop_args())
         self._available: tuple[bool, str] | None = None
@@ -203,7 +209,10 @@ class GanCompressCodec(TestCodec):
         return ["--model", self.model] if self.model else []
 
     def _gop_args(self) -> list[str]:
-        return ["--gop", str(self.gop)] if self.gop is not None else []
+        args = ["--gop", str(self.gop)] if self.gop is not None else []
+        if self.intra_decision is not None and self.gop != 1:
+            args += ["--intra_decision", self.intra_decision]
+        return args
 
     def _encode_args(self, src: Path, out: Path, quality: int, frames: int | None) -> list[str]:
         args = ["encode", str(src), str(out), "--quality", str(quality)]
@@ -270,9 +279,9 @@ class InProcessCodec(GanCompressCodec):
     commands that reproduce them."""
 
     def __init__(self, model: str, name: str | None = None, gop: int | None = None,
-                 qualities: list[int] | None = None):
+                 qualities: list[int] | None = None, intra_decision: str | None = None):
         super().__init__(model, command=["gan-compress"], qualities=qualities, gop=gop,
-                         name=name or Path(model).name)
+                         name=name or Path(model).name, intra_decision=intra_decision)
         if not self.label.startswith("gan_compress"):
             self.label = f"gan_compress {self.label}"
         self.setting = f"gan_compress.load({model!r}) in-process" + (
@@ -302,8 +311,9 @@ class InProcessCodec(GanCompressCodec):
 
     def _encode_file(self, src: Path, out: Path, quality: int, frames: int | None) -> str:
         intra_period = None if self.gop is None else (0 if self.gop == -1 else self.gop)
+        extra = {"intra_decision": self.intra_decision} if self.intra_decision else {}
         self.codec().compress_video(str(src), str(out), quality=quality, frames=frames,
-                                    intra_period=intra_period)
+                                    intra_period=intra_period, **extra)
         return " ".join(self.command + self._encode_args(src, out, quality, frames))
 
     def _decode_file(self, gcv: Path, out: Path) -> str:

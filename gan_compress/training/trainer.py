@@ -323,6 +323,8 @@ class Trainer:
             out = self.pmodel(x, ref, q, training=True)
             p, m = self._frame_loss(x, out.x_hat, out.bpp, out.y_hat, q,
                                     context=out.prediction)
+            p += self._prediction_loss(x, out.prediction, q)
+            m["psnr_prediction"] = losses.psnr(x, out.prediction)
             per += p / steps
             for k, v in m.items():
                 metrics[k] = metrics.get(k, 0.0) + v / steps
@@ -337,6 +339,27 @@ class Trainer:
         metrics["psnr_iframe"] = losses.psnr(x0, i_out.x_hat)
         joined = tuple(tf.concat([d[i] for d in disc_in], axis=0) for i in range(4))
         return per, metrics, joined
+
+    def prediction_weight(self):
+        """The current weight of the prediction loss (`loss.prediction_weight`, decayed
+        linearly to 0 over `loss.prediction_decay_steps` steps when that is > 0)."""
+        lc = self.cfg.loss
+        w = tf.constant(lc.prediction_weight, tf.float32)
+        if lc.prediction_decay_steps > 0:
+            done = tf.cast(self.step, tf.float32) / float(lc.prediction_decay_steps)
+            w *= tf.maximum(0.0, 1.0 - done)
+        return w
+
+    def _prediction_loss(self, x, prediction, q):
+        """Motion warm-up term `[B]`: weight * lambda_q * MSE(prediction, x) on the 0..255
+        scale, normalized like the frame loss; 0 when `loss.prediction_weight` is 0."""
+        lc = self.cfg.loss
+        if lc.prediction_weight <= 0:
+            return tf.zeros([tf.shape(x)[0]])
+        lam = losses.distortion_weight(q, self.cfg.model)
+        ps = losses.perceptual_scale(q, self.cfg.model)
+        per = self.prediction_weight() * lam * losses.mse_255(x, prediction)
+        return per / ps ** self.cfg.train.loss_normalization
 
     def _per_replica_step(self, clip):
         cfg = self.cfg

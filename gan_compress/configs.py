@@ -107,6 +107,10 @@ class PFrameConfig:
     # residual coder input: "residual" (x - prediction) or "conditional" (x - prediction and
     # the prediction itself, DCVC-style context)
     residual_input: str = "conditional"
+    # the motion decoder's (dx, dy) outputs are multiplied by this (a reparametrization: with
+    # Adam, flow of several pixels is learned flow_scale times faster); fingerprints leave it
+    # out at its default 1.0, so models made before it existed keep their fingerprints
+    flow_scale: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +146,10 @@ class TrainConfig:
 
     stage: str = "mse"  # mse | gan (I-frame codec) | pframe_mse | pframe_gan (P-frame codec)
     pframe_stop_gradient: bool = False  # P-frame stages: no gradient between unrolled frames
+    # P-frame stages started with --init_from a video model: re-initialize the motion path
+    # (motion analysis, synthesis and its hyperprior) at random, keeping the residual coder
+    # (a motion path that collapsed to "no motion" does not come back by itself)
+    pframe_reset_motion: bool = False
     steps: int = 100_000
     lr: float = 1e-4
     entropy_lr: float = 1e-3  # entropy models' own optimizer

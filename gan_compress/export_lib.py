@@ -102,8 +102,10 @@ def fingerprint(config: Config, codec, pcodec=None) -> str:
     h = hashlib.sha256(FINGERPRINT_VERSION + b"\n" + arch.encode())
     variables = list(codec.trainable_variables)
     if pcodec is not None:  # a video model: the P-frame codec's architecture and weights too
-        h.update(b"\npframe\n" + json.dumps(dataclasses.asdict(config.pframe),
-                                             sort_keys=True).encode())
+        parch = dataclasses.asdict(config.pframe)
+        if parch.get("flow_scale") == 1.0:  # added later: hashed only when not the default
+            del parch["flow_scale"]
+        h.update(b"\npframe\n" + json.dumps(parch, sort_keys=True).encode())
         variables += list(pcodec.trainable_variables)
     for v in variables:
         h.update(v.dtype.name.encode())

@@ -203,14 +203,19 @@ def test_both_pframe_stages_train_a_few_steps_on_clips(stage, frame_cache_dir, t
     base = tiny_config(frame_cache_dir)
     iframe_dir = tiny_model_dir  # a trained I-frame codec, shared with the other tests
     cfg = dataclasses.replace(
-        base, data=dataclasses.replace(base.data, clip_length=3),
-        train=dataclasses.replace(base.train, stage=stage, steps=2))
+        base, data=dataclasses.replace(base.data, clip_length=3, temporal_stride_max=2),
+        train=dataclasses.replace(base.train, stage=stage, steps=2),
+        # the motion warm-up term, decaying linearly to 0 over 4 steps
+        loss=dataclasses.replace(base.loss, prediction_weight=2.0, prediction_decay_steps=4))
     trainer = Trainer(cfg, str(tmp_path / stage), init_from=iframe_dir)
+    assert float(trainer.prediction_weight()) == 2.0
     i_before = [v.numpy().copy() for v in trainer.model.trainable_variables]
     p_before = [v.numpy().copy() for v in trainer.pmodel.trainable_variables]
     result = trainer.train()
     assert result.final_step == 2
     assert np.isfinite(result.last_metrics["loss"]) and result.last_metrics["bpp_motion"] > 0
+    assert 5.0 < result.last_metrics["psnr_prediction"] < 60.0
+    assert float(trainer.prediction_weight()) == pytest.approx(1.0)  # half way through decay
     if stage == "pframe_gan":
         assert "d_loss" in result.last_metrics
     # the I-frame codec is frozen; the P-frame codec learns
@@ -272,3 +277,61 @@ def test_a_tiny_pframe_model_learns_a_global_shift_within_300_steps(tmp_path):
     zero = psnr(f0[None][inner], target)
     assert pred >= zero + 3.0, (pred, zero)
     assert float(np.mean(out.flow.numpy()[inner][..., 0])) < -1.0
+
+
+def test_flow_scale_multiplies_the_decoded_motion_and_keeps_coding_exact():
+    """`pframe.flow_scale` is a reparametrization of the motion decoder's (dx, dy): the same
+    weights give k times the displacement (s unchanged), in training mode and in the exact
+    coding path, and it is part of the fingerprint unless it is the default 1.0."""
+    import tensorflow as tf
+
+    from gan_compress import export_lib
+    from gan_compress.configs import get_preset
+    from gan_compress.models.iframe import IFrameCodec
+    from gan_compress.models.pframe import PFrameCodec
+
+    cfg = get_preset("tiny")
+    scaled_cfg = dataclasses.replace(cfg, pframe=dataclasses.replace(cfg.pframe, flow_scale=3.0))
+    tf.random.set_seed(4)
+    base, scaled = PFrameCodec(cfg.model, cfg.pframe), PFrameCodec(cfg.model, scaled_cfg.pframe)
+    base.build_for_shape()
+    scaled.build_for_shape()
+    for a, b in zip(scaled.weights, base.weights, strict=True):
+        a.assign(b)
+    frames = _frames(2, 40, 72)
+    x, r = tf.constant(frames[1:] / 255.0, tf.float32), tf.constant(frames[:1] / 255.0, tf.float32)
+    q = tf.constant([2])
+    f1 = base(x, r, q, training=False).flow.numpy()
+    f3 = scaled(x, r, q, training=False).flow.numpy()
+    np.testing.assert_allclose(f3[..., :2], 3.0 * f1[..., :2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(f3[..., 2], f1[..., 2], rtol=1e-6)
+    scaled.finalize()
+    _, recon, dec = _p_round_trip(scaled, frames[1:], frames[:1], tf.constant(2))
+    np.testing.assert_array_equal(recon, dec)
+    iframe = IFrameCodec(cfg.model)
+    iframe.build_for_shape()
+    assert (export_lib.fingerprint(cfg, iframe, base)
+            != export_lib.fingerprint(scaled_cfg, iframe, base))
+
+
+def test_reset_motion_reinitializes_only_the_motion_path(video_model_dir, frame_cache_dir,
+                                                          tmp_path):
+    from gan_compress import api
+    from gan_compress.training.trainer import Trainer
+
+    source = api.load(video_model_dir)._pframe
+    base = tiny_config(frame_cache_dir)
+    cfg = dataclasses.replace(
+        base, data=dataclasses.replace(base.data, clip_length=3),
+        train=dataclasses.replace(base.train, stage="pframe_mse", steps=1,
+                                  pframe_reset_motion=True))
+    trainer = Trainer(cfg, str(tmp_path / "reset"), init_from=video_model_dir)
+    for name in ("motion_analysis", "motion_synthesis", "motion_coder", "residual_analysis",
+                 "residual_synthesis", "residual_coder", "fusion"):
+        same = [np.array_equal(a.numpy(), b.numpy()) for a, b in zip(
+            getattr(trainer.pmodel, name).trainable_weights,
+            getattr(source, name).trainable_weights, strict=True)]
+        if name.startswith("motion"):
+            assert not all(same), name
+        else:
+            assert all(same), name

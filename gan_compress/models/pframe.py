@@ -8,7 +8,8 @@ in the I-frame is carried by the warp instead of re-invented every frame).
 
 Per frame t, with the decoded reference r = x_hat_{t-1}:
   1. motion: m = MotionAnalysis([x_t, r]) -> hyperprior bottleneck -> m_hat;
-     flow = MotionSynthesis(m_hat) `[B, H, W, 3]` (dx, dy in pixels, s in levels);
+     flow = MotionSynthesis(m_hat) `[B, H, W, 3]` (dx, dy in pixels, times `flow_scale`;
+     s in levels);
   2. prediction p = scale_space_warp(r, flow);
   3. residual: y = ResidualAnalysis([x_t - p, p]) -> bottleneck -> y_hat;
      x_hat_t = p + ResidualSynthesis(y_hat, p).
@@ -294,6 +295,14 @@ class PFrameCodec(tf.keras.Model):
         return {"transforms": [v for v in self.trainable_variables if id(v) not in ids],
                 "entropy": entropy}
 
+    def _flow(self, motion_output):
+        """Motion decoder output `[B, H, W, 3]` -> flow (dx, dy scaled by `flow_scale`, s)."""
+        k = self.cfg.flow_scale
+        if k == 1.0:
+            return motion_output
+        scale = tf.constant([k, k, 1.0], motion_output.dtype)
+        return motion_output * scale
+
     def _warp(self, reference, flow):
         return scale_space_warp(reference, flow, self.cfg.scale_space_levels,
                                 self.cfg.scale_space_sigma0)
@@ -317,7 +326,7 @@ class PFrameCodec(tf.keras.Model):
         rp = pad_to_multiple(reference, PAD_MULTIPLE)
         m = self.motion_analysis(tf.concat([xp, rp], axis=-1))
         m_hat, bits_motion = self.motion_coder(m, quality_index, training=training)
-        flow = tf.cast(self.motion_synthesis(m_hat), tf.float32)
+        flow = self._flow(tf.cast(self.motion_synthesis(m_hat), tf.float32))
         prediction = self._warp(rp, flow)
         y = self.residual_analysis(self._residual_input(xp, prediction))
         y_hat, bits_residual = self.residual_coder(y, quality_index, training=training)
@@ -351,7 +360,8 @@ class PFrameCodec(tf.keras.Model):
 
     def _predict(self, reference_padded64, m_hat):
         """float64 padded reference and motion latent -> float64 prediction (padded)."""
-        return self._warp(reference_padded64, exact.run_float64(self.motion_synthesis, m_hat))
+        return self._warp(reference_padded64,
+                          self._flow(exact.run_float64(self.motion_synthesis, m_hat)))
 
     def _reconstruct(self, prediction, y_hat, image_shape):
         """The decoder's reproducible path: float64 prediction and residual latent -> uint8

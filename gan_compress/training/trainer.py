@@ -167,7 +167,8 @@ class Trainer:
             self.ckpt, self.ckpt_dir, max_to_keep=tc.keep_checkpoints
         )
         self._val_images = None
-        self._restore(init_from)
+        if self._restore(init_from) and self.pframe and tc.pframe_reset_motion:
+            self._reset_motion()
 
     @property
     def trained_model(self):
@@ -200,14 +201,16 @@ class Trainer:
         if missing or len(seen) != len(all_vars):
             raise AssertionError(f"trainable variables in no optimizer group: {missing}")
 
-    def _restore(self, init_from):
+    def _restore(self, init_from) -> bool:
+        """Resumes from this model_dir's checkpoint, else initializes from `init_from`.
+        Returns True when initialized from `init_from` (a fresh start of this run)."""
         # Every worker resumes from the chief's checkpoint: a non-chief's own copies live in a
         # scratch dir that is deleted at the end of each run.
         latest = tf.train.latest_checkpoint(self.model_dir)
         if latest:
             self.ckpt.restore(latest)
             logging.info("resumed from %s at step %d", latest, int(self.step.numpy()))
-            return
+            return False
         if init_from:
             try:
                 folder, _ = registry.resolve(init_from)
@@ -215,7 +218,7 @@ class Trainer:
                 raise ValueError(f"--init_from {e}") from None
             if os.path.exists(os.path.join(folder, registry.SHIPPED_WEIGHTS)):
                 self._init_from_shipped(folder)
-                return
+                return True
             src = tf.train.latest_checkpoint(folder)
             if src is None:
                 raise ValueError(f"--init_from {init_from}: no checkpoint or shipped weights.npz "
@@ -231,6 +234,20 @@ class Trainer:
             tf.train.Checkpoint(**parts).restore(src).expect_partial()
             logging.info("initialised %s from %s (step counter starts at 0)",
                          " and ".join(parts), src)
+            return True
+        return False
+
+    def _reset_motion(self) -> None:
+        """`train.pframe_reset_motion`: the motion path's variables get the values of a freshly
+        initialized P-frame codec (the residual coder keeps what was loaded)."""
+        fresh = registry.build_networks(registry.model_type_for_stage(self.cfg.train.stage),
+                                        self.cfg)[1]
+        parts = ("motion_analysis", "motion_synthesis", "motion_coder")
+        for name in parts:
+            old, new = getattr(self.pmodel, name), getattr(fresh, name)
+            for a, b in zip(old.weights, new.weights, strict=True):
+                a.assign(b)
+        logging.info("re-initialized the motion path (%s) at random", ", ".join(parts))
 
     def _init_from_shipped(self, folder: str) -> None:
         """Initialises the codec from a shipped model (float16 `weights.npz`, see

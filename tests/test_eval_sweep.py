@@ -138,6 +138,11 @@ def test_a_gop_sweep_names_each_intra_period_and_rates_inter_coding_against_i_on
     assert (gop12.name, intra.name) == ("gan_compress_gop12", "gan_compress_intra")
     assert gop12.setting == "gc --model m --gop 12"
     assert codecs.GanCompressCodec(command=["gc"], gop=-1).name == "gan_compress_gop_inf"
+    fixed = codecs.GanCompressCodec(model="m", command=["gc"], gop=12, intra_decision="fixed")
+    assert fixed.name == "gan_compress_gop12_fixed" and "fixed I-frames" in fixed.label
+    assert fixed.setting == "gc --model m --gop 12 --intra_decision fixed"
+    rd = codecs.GanCompressCodec(model="m", command=["gc"], gop=1, intra_decision="rd")
+    assert rd.name == "gan_compress_intra" and rd.setting == "gc --model m --gop 1"
 
     # Synthetic rows: GOP 12 needs 40 % fewer bits than I-only at every quality.
     rows = []
@@ -158,18 +163,19 @@ def test_an_in_process_gop_sweep_codes_p_frames_and_records_drift(tiny_clip, tmp
     from gan_compress.bitstream import info
 
     model = str(Path(__file__).parent / "golden" / "tiny_video")
-    test = [codecs.InProcessCodec(model, name="gan_compress", gop=g, qualities=[2])
-            for g in (1, 3)]
+    test = [codecs.InProcessCodec(model, name="gan_compress", gop=g, qualities=[2],
+                                  intra_decision="fixed") for g in (1, 3)]
     config = sweep.SweepConfig(report_dir=tmp_path, clips=(tiny_clip,), anchors=(),
                                metrics=("psnr",), keep_work=True)
     results = sweep.run_sweep(config, test, progress=False, log=lambda s: None)
     rows = {r["codec"]: r for r in results["rows"]}
     assert [r["error"] for r in rows.values()] == [None, None]
-    intra, gop3 = rows["gan_compress_intra"], rows["gan_compress_gop3"]
-    assert "--gop 3" in gop3["commands"]["encode"][0]
+    intra, gop3 = rows["gan_compress_intra"], rows["gan_compress_gop3_fixed"]
+    assert "--gop 3 --intra_decision fixed" in gop3["commands"]["encode"][0]
     types = {name: [f["type"] for f in info.describe(tmp_path / r["stream"])["frames"]]
              for name, r in rows.items()}
-    assert types == {"gan_compress_intra": ["I"] * 6, "gan_compress_gop3": ["I", "P", "P"] * 2}
+    assert types == {"gan_compress_intra": ["I"] * 6,
+                     "gan_compress_gop3_fixed": ["I", "P", "P"] * 2}
     # the first frame of each GOP is the same I-frame, so its PSNR matches I-only coding
     assert gop3["psnr_y_frames"][0] == intra["psnr_y_frames"][0]
     assert gop3["psnr_y_frames"][3] == intra["psnr_y_frames"][3]

@@ -268,7 +268,7 @@ class GanCompressCodec(TestCodec):
 
     def to_json(self) -> dict:
         return {**super().to_json(), "command": self.command, "model": self.model,
-                "gop": self.gop}
+                "gop": self.gop, "intra_decision": self.intra_decision or "rd"}
 
 
 class InProcessCodec(GanCompressCodec):

@@ -111,6 +111,10 @@ class PFrameConfig:
     # Adam, flow of several pixels is learned flow_scale times faster); fingerprints leave it
     # out at its default 1.0, so models made before it existed keep their fingerprints
     flow_scale: float = 1.0
+    # > 0: the motion encoder also sees a block-matching displacement estimate of the frame
+    # into its reference, searched +-radius pixels (`gan_compress.layers.motion_search`;
+    # encoder side only). 0: the two frames alone (models made before it existed)
+    motion_search_radius: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -314,8 +314,11 @@ def test_flow_scale_multiplies_the_decoded_motion_and_keeps_coding_exact():
             != export_lib.fingerprint(scaled_cfg, iframe, base))
 
 
+@pytest.mark.parametrize("search_radius", [0, 8])
 def test_reset_motion_reinitializes_only_the_motion_path(video_model_dir, frame_cache_dir,
-                                                          tmp_path):
+                                                          tmp_path, search_radius):
+    """Also when the new motion encoder has another input (block-matching search on): the
+    source's residual coder is carried over, and the run trains."""
     from gan_compress import api
     from gan_compress.training.trainer import Trainer
 
@@ -323,6 +326,7 @@ def test_reset_motion_reinitializes_only_the_motion_path(video_model_dir, frame_
     base = tiny_config(frame_cache_dir)
     cfg = dataclasses.replace(
         base, data=dataclasses.replace(base.data, clip_length=3),
+        pframe=dataclasses.replace(base.pframe, motion_search_radius=search_radius),
         train=dataclasses.replace(base.train, stage="pframe_mse", steps=1,
                                   pframe_reset_motion=True))
     trainer = Trainer(cfg, str(tmp_path / "reset"), init_from=video_model_dir)
@@ -335,3 +339,4 @@ def test_reset_motion_reinitializes_only_the_motion_path(video_model_dir, frame_
             assert not all(same), name
         else:
             assert all(same), name
+    assert np.isfinite(trainer.train().last_metrics["loss"])

@@ -75,3 +75,21 @@ def test_the_warp_passes_gradients_to_the_flow_and_the_image():
     for ch in range(3):
         assert np.abs(gf.numpy()[..., ch]).sum() > 0, f"no gradient for flow channel {ch}"
     assert np.abs(gx.numpy()).sum() > 0
+
+
+@pytest.mark.parametrize("dx, dy", [(5, -3), (-13, 9), (0, 0)])
+def test_block_motion_search_finds_a_known_global_shift(dx, dy):
+    """A texture (smoothed noise: every block unambiguous) shifted by (dx, dy): every block
+    away from the border gets the displacement that points back into the reference (the
+    warp's convention: the prediction at p samples the reference at p + (dx, dy))."""
+    from gan_compress.layers.motion_search import block_motion_search
+
+    rng = np.random.default_rng(3)
+    big = ndimage.gaussian_filter(rng.uniform(size=(160, 160, 3)), (1.5, 1.5, 0))
+    big = ((big - big.min()) / (big.max() - big.min())).astype(np.float32)
+    ref = big[16:144, 16:144]
+    cur = big[16 + dy: 144 + dy, 16 + dx: 144 + dx]
+    flow = block_motion_search(tf.constant(cur[None]), tf.constant(ref[None]), radius=16).numpy()
+    inner = flow[0, 24:104, 24:104]
+    assert np.all(inner[..., 0] == dx) and np.all(inner[..., 1] == dy), (
+        np.unique(inner[..., 0]), np.unique(inner[..., 1]))

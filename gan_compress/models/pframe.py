@@ -7,7 +7,8 @@ propagation: the generator and a discriminator conditioned on the prediction, so
 in the I-frame is carried by the warp instead of re-invented every frame).
 
 Per frame t, with the decoded reference r = x_hat_{t-1}:
-  1. motion: m = MotionAnalysis([x_t, r]) -> hyperprior bottleneck -> m_hat;
+  1. motion: m = MotionAnalysis([x_t, r] (+ a block-matching displacement estimate, encoder
+     side only, with `motion_search_radius` > 0)) -> hyperprior bottleneck -> m_hat;
      flow = MotionSynthesis(m_hat) `[B, H, W, 3]` (dx, dy in pixels, times `flow_scale`;
      s in levels);
   2. prediction p = scale_space_warp(r, flow);
@@ -38,6 +39,7 @@ import tensorflow_compression as tfc
 
 from gan_compress.configs import ModelConfig, PFrameConfig
 from gan_compress.layers import AnalysisDownStage, SynthesisUpStage, exact, pad_to_multiple
+from gan_compress.layers.motion_search import block_motion_search
 from gan_compress.layers.warp import scale_space_warp
 
 PAD_MULTIPLE = 64  # latents are 16x down, hyper-latents a further 4x
@@ -295,6 +297,17 @@ class PFrameCodec(tf.keras.Model):
         return {"transforms": [v for v in self.trainable_variables if id(v) not in ids],
                 "entropy": entropy}
 
+    SEARCH_SCALE = 8.0  # block-matching displacements are divided by this at the encoder input
+
+    def _motion_input(self, xp, rp):
+        """The motion encoder's input: both padded frames `[N, H', W', 6]`, plus the
+        block-matching displacement estimate (2 channels) when `motion_search_radius` > 0."""
+        rp = tf.cast(rp, xp.dtype)
+        if self.cfg.motion_search_radius <= 0:
+            return tf.concat([xp, rp], axis=-1)
+        search = block_motion_search(xp, rp, radius=self.cfg.motion_search_radius)
+        return tf.concat([xp, rp, search / self.SEARCH_SCALE], axis=-1)
+
     def _flow(self, motion_output):
         """Motion decoder output `[B, H, W, 3]` -> flow (dx, dy scaled by `flow_scale`, s)."""
         k = self.cfg.flow_scale
@@ -324,7 +337,7 @@ class PFrameCodec(tf.keras.Model):
         height, width = tf.shape(x)[1], tf.shape(x)[2]
         xp = pad_to_multiple(x, PAD_MULTIPLE)
         rp = pad_to_multiple(reference, PAD_MULTIPLE)
-        m = self.motion_analysis(tf.concat([xp, rp], axis=-1))
+        m = self.motion_analysis(self._motion_input(xp, rp))
         m_hat, bits_motion = self.motion_coder(m, quality_index, training=training)
         flow = self._flow(tf.cast(self.motion_synthesis(m_hat), tf.float32))
         prediction = self._warp(rp, flow)
@@ -387,7 +400,7 @@ class PFrameCodec(tf.keras.Model):
         image_shape = tf.shape(frames)[1:3]
         xp = pad_to_multiple(tf.cast(frames, tf.float32) / 255.0, PAD_MULTIPLE)
         rp64 = self._padded_reference(references)
-        m = self.motion_analysis(tf.concat([xp, tf.cast(rp64, tf.float32)], axis=-1))
+        m = self.motion_analysis(self._motion_input(xp, rp64))
         motion = self.motion_coder.quantize(m, quality)
         prediction = self._predict(rp64, motion.y_hat)
         y = self.residual_analysis(self._residual_input(xp, tf.cast(prediction, tf.float32)))

@@ -230,12 +230,37 @@ class Trainer:
                     f"--init_from {init_from}: its model config differs from this run's")
             parts = {"model": self.model}
             if self.pframe and tc_stage_of(init_from).startswith("pframe"):
-                parts["pmodel"] = self.pmodel
+                parts["pmodel"] = self._init_target(init_from)
             tf.train.Checkpoint(**parts).restore(src).expect_partial()
+            if parts.get("pmodel", self.pmodel) is not self.pmodel:
+                self._copy_residual_coder(parts["pmodel"])
             logging.info("initialised %s from %s (step counter starts at 0)",
                          " and ".join(parts), src)
             return True
         return False
+
+    _RESIDUAL_PARTS = ("residual_analysis", "residual_synthesis", "residual_coder", "fusion")
+
+    def _init_target(self, folder: str):
+        """Where a source P-frame codec is loaded: this run's, or with
+        `train.pframe_reset_motion` one built from the source's own config.json (so a source
+        with a different motion path, e.g. without `motion_search_radius`, still gives its
+        residual coder)."""
+        if not self.cfg.train.pframe_reset_motion:
+            return self.pmodel
+        cfg_path = os.path.join(folder, CONFIG_NAME)
+        source_cfg = load_config(folder) if os.path.exists(cfg_path) else self.cfg
+        return registry.build_networks(registry.VIDEO, source_cfg)[1]
+
+    def _copy_residual_coder(self, source) -> None:
+        for name in self._RESIDUAL_PARTS:
+            for a, b in zip(getattr(self.pmodel, name).weights, getattr(source, name).weights,
+                            strict=True):
+                if tuple(a.shape) != tuple(b.shape):
+                    raise ValueError(f"--init_from: the source's {name} has a different "
+                                     f"architecture ({b.name} {tuple(b.shape)} vs "
+                                     f"{tuple(a.shape)})")
+                a.assign(b)
 
     def _reset_motion(self) -> None:
         """`train.pframe_reset_motion`: the motion path's variables get the values of a freshly
@@ -262,7 +287,10 @@ class Trainer:
         parts = "the I-frame codec"
         pweights = os.path.join(folder, registry.SHIPPED_PFRAME_WEIGHTS)
         if self.pmodel is not None and os.path.exists(pweights):  # a shipped video model
-            loading.load_shipped_weights(self.pmodel, pweights)
+            target = self._init_target(folder)
+            loading.load_shipped_weights(target, pweights)
+            if target is not self.pmodel:
+                self._copy_residual_coder(target)
             parts += " and the P-frame codec"
         logging.info("initialised %s from shipped weights in %s (step counter starts at 0)",
                      parts, folder)

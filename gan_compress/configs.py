@@ -115,6 +115,10 @@ class PFrameConfig:
     # into its reference, searched +-radius pixels (`gan_compress.layers.motion_search`;
     # encoder side only). 0: the two frames alone (models made before it existed)
     motion_search_radius: int = 0
+    # the motion encoder's output (before the gain) is multiplied by this: a freshly
+    # initialized encoder gives latents of about 0.04, which the quantization noise of
+    # training drowns, so the motion decoder learns to ignore them (posterior collapse)
+    motion_latent_scale: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,7 +279,11 @@ def _small() -> Config:
             synthesis_res_blocks=2,
             synthesis_channels=(96, 96, 96),
         ),
-        data=DataConfig(batch_size=8, crop_size=128),
+        # P-frames: block-search input, scaled motion latents and flow (docs/TRAINING.md,
+        # session 7: without them the motion path collapsed to "no motion")
+        pframe=PFrameConfig(motion_search_radius=16, motion_latent_scale=8.0, flow_scale=4.0),
+        data=DataConfig(batch_size=8, crop_size=128, temporal_stride_max=3),
+        loss=LossConfig(prediction_weight=1.0, prediction_decay_steps=2000),
         train=TrainConfig(steps=6000, lr=3e-4, warmup_steps=200, grad_clip_norm=1.0,
                           loss_normalization=0.5),
     )

@@ -103,7 +103,8 @@ def fingerprint(config: Config, codec, pcodec=None) -> str:
     variables = list(codec.trainable_variables)
     if pcodec is not None:  # a video model: the P-frame codec's architecture and weights too
         parch = dataclasses.asdict(config.pframe)
-        for key, default in (("flow_scale", 1.0), ("motion_search_radius", 0)):
+        for key, default in (("flow_scale", 1.0), ("motion_search_radius", 0),
+                             ("motion_latent_scale", 1.0)):
             if parch.get(key) == default:  # added later: hashed only when not the default
                 del parch[key]
         h.update(b"\npframe\n" + json.dumps(parch, sort_keys=True).encode())

@@ -308,6 +308,13 @@ class PFrameCodec(tf.keras.Model):
         search = block_motion_search(xp, rp, radius=self.cfg.motion_search_radius)
         return tf.concat([xp, rp, search / self.SEARCH_SCALE], axis=-1)
 
+    def _motion_latent(self, xp, rp):
+        """The motion encoder: padded frame and reference -> latent `[N, H'/16, W'/16, Mm]`
+        (times `motion_latent_scale`)."""
+        m = self.motion_analysis(self._motion_input(xp, rp))
+        k = self.cfg.motion_latent_scale
+        return m if k == 1.0 else m * k
+
     def _flow(self, motion_output):
         """Motion decoder output `[B, H, W, 3]` -> flow (dx, dy scaled by `flow_scale`, s)."""
         k = self.cfg.flow_scale
@@ -337,7 +344,7 @@ class PFrameCodec(tf.keras.Model):
         height, width = tf.shape(x)[1], tf.shape(x)[2]
         xp = pad_to_multiple(x, PAD_MULTIPLE)
         rp = pad_to_multiple(reference, PAD_MULTIPLE)
-        m = self.motion_analysis(self._motion_input(xp, rp))
+        m = self._motion_latent(xp, rp)
         m_hat, bits_motion = self.motion_coder(m, quality_index, training=training)
         flow = self._flow(tf.cast(self.motion_synthesis(m_hat), tf.float32))
         prediction = self._warp(rp, flow)
@@ -400,7 +407,7 @@ class PFrameCodec(tf.keras.Model):
         image_shape = tf.shape(frames)[1:3]
         xp = pad_to_multiple(tf.cast(frames, tf.float32) / 255.0, PAD_MULTIPLE)
         rp64 = self._padded_reference(references)
-        m = self.motion_analysis(self._motion_input(xp, rp64))
+        m = self._motion_latent(xp, rp64)
         motion = self.motion_coder.quantize(m, quality)
         prediction = self._predict(rp64, motion.y_hat)
         y = self.residual_analysis(self._residual_input(xp, tf.cast(prediction, tf.float32)))

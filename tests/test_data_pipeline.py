@@ -160,7 +160,8 @@ def test_random_downscale_respects_bounds(tmp_path):
             assert 0.95 < step < 40 / 32 + 0.05
 
 
-def test_temporal_window_and_stride(tmp_path):
+def _ramp_clip(tmp_path) -> list[int]:
+    """A 12-frame 48x48 clip whose luma rises by 15 per frame; -> each frame's grey in RGB."""
     d = tmp_path / "data"
     d.mkdir()
     w, h = 48, 48
@@ -170,7 +171,11 @@ def test_temporal_window_and_stride(tmp_path):
         f"YUV4MPEG2 W{w} H{h} F25:1 C420jpeg",
         [bytes([y]) * (w * h) + bytes([128]) * (w * h // 2) for y in lumas],
     )
-    greys = [_grey_rgb(y) for y in lumas]
+    return [_grey_rgb(y) for y in lumas]
+
+
+def test_temporal_window_and_stride(tmp_path):
+    greys = _ramp_clip(tmp_path)
     cfg = _config(tmp_path, clip_length=3, temporal_stride=2)
     for b in _take(build_inputs(cfg), 3):
         for clip in b:
@@ -182,16 +187,7 @@ def test_temporal_window_and_stride(tmp_path):
 def test_a_stride_range_draws_every_stride_in_it_and_no_other(tmp_path):
     """temporal_stride_max: each clip's frames are equally spaced by a stride drawn from
     [temporal_stride, temporal_stride_max] (larger motion for P-frame training)."""
-    d = tmp_path / "data"
-    d.mkdir()
-    w, h = 48, 48
-    lumas = [20 + 15 * t for t in range(12)]
-    write_raw_y4m(
-        d / "ramp.y4m",
-        f"YUV4MPEG2 W{w} H{h} F25:1 C420jpeg",
-        [bytes([y]) * (w * h) + bytes([128]) * (w * h // 2) for y in lumas],
-    )
-    greys = [_grey_rgb(y) for y in lumas]
+    greys = _ramp_clip(tmp_path)
     cfg = _config(tmp_path, clip_length=3, temporal_stride=1, temporal_stride_max=3)
     seen = set()
     for b in _take(build_inputs(cfg), 8):

@@ -167,8 +167,7 @@ class Trainer:
             self.ckpt, self.ckpt_dir, max_to_keep=tc.keep_checkpoints
         )
         self._val_images = None
-        if self._restore(init_from) and self.pframe and tc.pframe_reset_motion:
-            self._reset_motion()
+        self._restore(init_from)
 
     @property
     def trained_model(self):
@@ -253,6 +252,8 @@ class Trainer:
         return registry.build_networks(registry.VIDEO, source_cfg)[1]
 
     def _copy_residual_coder(self, source) -> None:
+        """Copies the residual coder of `source` into this run's P-frame codec, whose motion
+        path keeps its fresh random initialization (`train.pframe_reset_motion`)."""
         for name in self._RESIDUAL_PARTS:
             for a, b in zip(getattr(self.pmodel, name).weights, getattr(source, name).weights,
                             strict=True):
@@ -261,39 +262,7 @@ class Trainer:
                                      f"architecture ({b.name} {tuple(b.shape)} vs "
                                      f"{tuple(a.shape)})")
                 a.assign(b)
-
-    def _reset_motion(self) -> None:
-        """`train.pframe_reset_motion`: the motion path's variables get the values of a freshly
-        initialized P-frame codec (the residual coder keeps what was loaded)."""
-        fresh = registry.build_networks(registry.model_type_for_stage(self.cfg.train.stage),
-                                        self.cfg)[1]
-        parts = ("motion_analysis", "motion_synthesis", "motion_coder")
-        for name in parts:
-            old, new = getattr(self.pmodel, name), getattr(fresh, name)
-            for a, b in zip(old.weights, new.weights, strict=True):
-                a.assign(b)
-        logging.info("re-initialized the motion path (%s) at random", ", ".join(parts))
-
-    def _init_from_shipped(self, folder: str) -> None:
-        """Initialises the codec from a shipped model (float16 `weights.npz`, see
-        `gan_compress.registry`), e.g. to continue training on a machine without the run's
-        checkpoints. Optimizer state starts fresh; the step counter starts at 0."""
-        from gan_compress import loading
-
-        cfg_path = os.path.join(folder, CONFIG_NAME)
-        if os.path.exists(cfg_path) and load_config(folder).model != self.cfg.model:
-            raise ValueError(f"--init_from {folder}: its model config differs from this run's")
-        loading.load_shipped_weights(self.model, os.path.join(folder, registry.SHIPPED_WEIGHTS))
-        parts = "the I-frame codec"
-        pweights = os.path.join(folder, registry.SHIPPED_PFRAME_WEIGHTS)
-        if self.pmodel is not None and os.path.exists(pweights):  # a shipped video model
-            target = self._init_target(folder)
-            loading.load_shipped_weights(target, pweights)
-            if target is not self.pmodel:
-                self._copy_residual_coder(target)
-            parts += " and the P-frame codec"
-        logging.info("initialised %s from shipped weights in %s (step counter starts at 0)",
-                     parts, folder)
+        logging.info("P-frame codec: residual coder from --init_from, motion path at random")
 
     # -- the step -----------------------------------------------------------------------------
 

@@ -264,6 +264,27 @@ class Trainer:
                 a.assign(b)
         logging.info("P-frame codec: residual coder from --init_from, motion path at random")
 
+    def _init_from_shipped(self, folder: str) -> None:
+        """Initialises the codec from a shipped model (float16 `weights.npz`, see
+        `gan_compress.registry`), e.g. to continue training on a machine without the run's
+        checkpoints. Optimizer state starts fresh; the step counter starts at 0."""
+        from gan_compress import loading
+
+        cfg_path = os.path.join(folder, CONFIG_NAME)
+        if os.path.exists(cfg_path) and load_config(folder).model != self.cfg.model:
+            raise ValueError(f"--init_from {folder}: its model config differs from this run's")
+        loading.load_shipped_weights(self.model, os.path.join(folder, registry.SHIPPED_WEIGHTS))
+        parts = "the I-frame codec"
+        pweights = os.path.join(folder, registry.SHIPPED_PFRAME_WEIGHTS)
+        if self.pmodel is not None and os.path.exists(pweights):  # a shipped video model
+            target = self._init_target(folder)
+            loading.load_shipped_weights(target, pweights)
+            if target is not self.pmodel:
+                self._copy_residual_coder(target)
+            parts += " and the P-frame codec"
+        logging.info("initialised %s from shipped weights in %s (step counter starts at 0)",
+                     parts, folder)
+
     # -- the step -----------------------------------------------------------------------------
 
     def _generator_variables(self):

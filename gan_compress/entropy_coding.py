@@ -24,6 +24,26 @@ PFRAME_TABLES_FILENAME = "pframe_coding_tables.npz"  # video models: the P-frame
 PFRAME_CODERS = ("motion", "residual")  # key prefixes of the P-frame tables
 
 
+def z_tables_of(z_entropy_model) -> tuple:
+    """(cdf, cdf_offset, quantization_offset or None) numpy arrays of a `compression=True`
+    factorized-prior entropy model: what `z_model_from_tables` needs to rebuild it without
+    TFC's eager table estimation (several seconds per bottleneck)."""
+    offset = z_entropy_model.quantization_offset
+    return (z_entropy_model.cdf.numpy(), z_entropy_model.cdf_offset.numpy(),
+            None if offset is None else offset.numpy())
+
+
+def z_model_from_tables(tables: tuple, channels: int) -> tfc.ContinuousBatchedEntropyModel:
+    """The z entropy model (coding rank 3, `channels` = hyper-latent channels) from tables
+    read back from a finalized model of the SAME weights (`z_tables_of`)."""
+    cdf, cdf_offset, offset = tables
+    return tfc.ContinuousBatchedEntropyModel(
+        prior=None, coding_rank=3, compression=True, cdf=cdf, cdf_offset=cdf_offset,
+        prior_shape=[channels], bottleneck_dtype=tf.float32,
+        quantization_offset=offset, offset_heuristic=offset is not None,
+    )
+
+
 class CodingTables(NamedTuple):
     z_cdf: np.ndarray
     z_cdf_offset: np.ndarray

@@ -57,13 +57,14 @@ def load_networks(model_dir: str, config: Config) -> Networks:
             parts["pmodel"] = nets.pframe
         status = tf.train.Checkpoint(**parts).read(ckpt_path)
         status.expect_partial().assert_existing_objects_matched()
-    _finalize_with_cache(nets.iframe, model_dir)
+    _finalize_with_cache(nets.iframe, model_dir, TABLES_CACHE)
     if nets.pframe is not None:
-        nets.pframe.finalize()
+        _finalize_with_cache(nets.pframe, model_dir, PFRAME_TABLES_CACHE)
     return nets
 
 
 TABLES_CACHE = "z_tables.npz"  # z coding tables cached beside the weights they were made from
+PFRAME_TABLES_CACHE = "pframe_z_tables.npz"  # the same for a video model's two P-frame coders
 
 
 def load_shipped_weights(model, path: str) -> None:
@@ -134,30 +135,47 @@ def _weights_sha(model) -> str:
     return h.hexdigest()
 
 
-def _finalize_with_cache(model, model_dir: str) -> None:
+def _finalize_with_cache(model, model_dir: str, cache_name: str) -> None:
     """finalize(), reusing z's coding tables cached beside the checkpoint when they were made
-    from exactly these weights (the eager table estimation costs several seconds per load)."""
+    from exactly these weights (the eager table estimation costs several seconds per
+    bottleneck and load). `model.z_tables()` is one (cdf, cdf_offset, offset or None) tuple
+    (I-frame codec: keys without a prefix) or a dict of them (P-frame codec: key prefixes
+    "motion_", "residual_")."""
     sha = _weights_sha(model)
-    path = os.path.join(model_dir, TABLES_CACHE)
+    path = os.path.join(model_dir, cache_name)
     tables = None
     try:
         with np.load(path) as d:
             if str(d["weights_sha"]) == sha:
-                offset = d["quantization_offset"] if bool(d["has_offset"]) else None
-                tables = (d["cdf"], d["cdf_offset"], offset)
+                names = [str(n) for n in d["names"]] if "names" in d.files else [""]
+
+                def read(p):
+                    return (d[p + "cdf"], d[p + "cdf_offset"],
+                            d[p + "quantization_offset"] if bool(d[p + "has_offset"]) else None)
+
+                tables = ({n: read(n + "_") for n in names} if names != [""] else read(""))
     except (OSError, KeyError, ValueError):  # no cache, or an unreadable one: rebuild it
         tables = None
     if tables is not None:
         model.finalize(tables)
         return
     model.finalize()
-    cdf, cdf_offset, offset = model.z_tables()
+    made = model.z_tables()
+    arrays = {"weights_sha": sha}
+    if isinstance(made, dict):
+        arrays["names"] = np.array(sorted(made))
+        items = [(n + "_", made[n]) for n in sorted(made)]
+    else:
+        items = [("", made)]
+    for prefix, (cdf, cdf_offset, offset) in items:
+        arrays.update({prefix + "cdf": cdf, prefix + "cdf_offset": cdf_offset,
+                       prefix + "has_offset": offset is not None,
+                       prefix + "quantization_offset":
+                           offset if offset is not None else np.zeros(0)})
     tmp = f"{path}.partial-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, cdf=cdf, cdf_offset=cdf_offset, weights_sha=sha,
-                     has_offset=offset is not None,
-                     quantization_offset=offset if offset is not None else np.zeros(0))
+            np.savez(f, **arrays)
         os.replace(tmp, path)
     except OSError:  # read-only model dir: no cache, just slower loads
         with contextlib.suppress(OSError):

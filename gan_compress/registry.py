@@ -16,6 +16,7 @@ Shipped models live in `gan_compress/assets/models/<name>/`:
     pframe_weights.npz  (video models only) the P-frame codec's, in the same form
     fingerprint.txt  hex sha256 of the architecture and the float32 weights as loaded
     z_tables.npz     range-coding tables of z (rebuilt when missing or stale)
+    pframe_z_tables.npz  (video models only) the same for the P-frame codec's two coders
     MODEL_CARD.md    data, licences, commands, steps, wall time, figures
 
 `.gcv` files record the fingerprint of the model that wrote them; `decode` and `info` find the

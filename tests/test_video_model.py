@@ -234,3 +234,32 @@ def test_tracing_is_not_counted_in_the_first_frames_entropy_decoding_budget(monk
     codec = gan_compress.load(str(GOLDEN / "tiny_video"))  # a fresh load: nothing traced yet
     frames = list(codec.iter_decoded(str(GOLDEN / "tiny_video_gop3.gcv")))
     assert len(frames) == 5
+
+
+def test_a_second_load_finalizes_the_p_frame_coders_from_cached_tables_and_codes_alike(
+        video_codec, video_model_dir):
+    """The P-frame z tables (TFC estimates them eagerly: about 20 s per load of the small
+    model) are cached beside the weights by the first load and reused by the next."""
+    import gan_compress
+    from gan_compress import loading
+
+    cache = Path(video_model_dir) / loading.PFRAME_TABLES_CACHE
+    assert cache.exists()
+    again = gan_compress.load(video_model_dir)
+    made, cached = video_codec._pframe.z_tables(), again._pframe.z_tables()
+    assert sorted(made) == sorted(cached) == ["motion", "residual"]
+    for name in made:
+        for a, b in zip(made[name], cached[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (2, 1, 40, 72, 3)).astype(np.uint8)
+    a, recon_a = video_codec._pframe.compress(frames[1], frames[0], 2)
+    b, recon_b = again._pframe.compress(frames[1], frames[0], 2)
+    for s, t in zip(a[:4], b[:4], strict=True):
+        assert s.numpy()[0] == t.numpy()[0]
+    np.testing.assert_array_equal(recon_a.numpy(), recon_b.numpy())
+    # an unreadable cache is not used but rebuilt
+    cache.write_bytes(b"not a table")
+    gan_compress.load(video_model_dir)
+    with np.load(cache) as d:
+        assert "motion_cdf" in d.files

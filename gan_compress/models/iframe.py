@@ -26,6 +26,7 @@ from typing import NamedTuple
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from gan_compress import entropy_coding
 from gan_compress.configs import ModelConfig
 from gan_compress.layers import (
     AnalysisDownStage,
@@ -275,21 +276,14 @@ class IFrameCodec(tf.keras.Model):
         if z_tables is None:
             self.y_entropy_model, self.z_entropy_model = self._entropy_models(compression=True)
             return
-        cdf, cdf_offset, offset = z_tables
         self.y_entropy_model = self._y_entropy_model(compression=True)
-        self.z_entropy_model = tfc.ContinuousBatchedEntropyModel(
-            prior=None, coding_rank=3, compression=True, cdf=cdf, cdf_offset=cdf_offset,
-            prior_shape=[self.cfg.hyper_latent_channels], bottleneck_dtype=tf.float32,
-            quantization_offset=offset, offset_heuristic=offset is not None,
-        )
+        self.z_entropy_model = entropy_coding.z_model_from_tables(
+            z_tables, self.cfg.hyper_latent_channels)
 
     def z_tables(self):
         """(cdf, cdf_offset, quantization_offset or None) numpy arrays of a finalized model."""
         self._require_finalized()
-        em = self.z_entropy_model
-        offset = em.quantization_offset
-        return (em.cdf.numpy(), em.cdf_offset.numpy(),
-                None if offset is None else offset.numpy())
+        return entropy_coding.z_tables_of(self.z_entropy_model)
 
     def _require_finalized(self):
         if not self.finalized:

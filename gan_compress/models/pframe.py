@@ -37,6 +37,7 @@ from typing import NamedTuple
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from gan_compress import entropy_coding
 from gan_compress.configs import ModelConfig, PFrameConfig
 from gan_compress.layers import AnalysisDownStage, SynthesisUpStage, exact, pad_to_multiple
 from gan_compress.layers.motion_search import block_motion_search
@@ -142,10 +143,13 @@ class LatentCoder(tf.keras.layers.Layer):
     def scale_fn(self, index):
         return tf.math.exp(self._scale_offset + self._scale_factor * index)
 
-    def _entropy_models(self, compression: bool):
-        y_em = tfc.LocationScaleIndexedEntropyModel(
+    def _y_entropy_model(self, compression: bool):
+        return tfc.LocationScaleIndexedEntropyModel(
             tfc.NoisyNormal, self.num_scales, self.scale_fn, coding_rank=3,
             compression=compression)
+
+    def _entropy_models(self, compression: bool):
+        y_em = self._y_entropy_model(compression)
         z_em = tfc.ContinuousBatchedEntropyModel(self.hyperprior, coding_rank=3,
                                                  compression=compression)
         return y_em, z_em
@@ -174,9 +178,20 @@ class LatentCoder(tf.keras.layers.Layer):
 
     # -- coding mode --------------------------------------------------------------------------
 
-    def finalize(self) -> None:
+    def finalize(self, z_tables=None) -> None:
+        """Builds the range-coding tables; `z_tables` (from `z_tables()` of a finalized coder
+        of the SAME weights) skips the slow estimation of z's."""
         exact.check_exactness(self.hyper_synthesis.layers)
-        self.y_entropy_model, self.z_entropy_model = self._entropy_models(compression=True)
+        if z_tables is None:
+            self.y_entropy_model, self.z_entropy_model = self._entropy_models(compression=True)
+            return
+        self.y_entropy_model = self._y_entropy_model(compression=True)
+        self.z_entropy_model = entropy_coding.z_model_from_tables(
+            z_tables, self.hyper_latent_channels)
+
+    def z_tables(self):
+        """(cdf, cdf_offset, quantization_offset or None) numpy arrays of the finalized z model."""
+        return entropy_coding.z_tables_of(self.z_entropy_model)
 
     def _entropy_parameters(self, z_hat):
         f = float(2**exact.FRAC_BITS)
@@ -360,10 +375,21 @@ class PFrameCodec(tf.keras.Model):
 
     # -- coding mode --------------------------------------------------------------------------
 
-    def finalize(self) -> None:
-        """Builds the range-coding tables of both bottlenecks (call after training)."""
-        self.motion_coder.finalize()
-        self.residual_coder.finalize()
+    def finalize(self, z_tables: dict | None = None) -> None:
+        """Builds the range-coding tables of both bottlenecks (call after training).
+        `z_tables` = `z_tables()` of a finalized codec of the SAME weights skips the slow
+        estimation of the z tables."""
+        z_tables = z_tables or {}
+        self.motion_coder.finalize(z_tables.get("motion"))
+        self.residual_coder.finalize(z_tables.get("residual"))
+
+    def z_tables(self) -> dict[str, tuple]:
+        """{"motion", "residual"}: (cdf, cdf_offset, quantization_offset or None) numpy arrays
+        of each bottleneck's z model (finalized codec)."""
+        if not self.finalized:
+            raise RuntimeError("PFrameCodec.finalize() must be called first")
+        return {"motion": self.motion_coder.z_tables(),
+                "residual": self.residual_coder.z_tables()}
 
     @property
     def finalized(self) -> bool:

@@ -239,10 +239,10 @@ def test_pframe_stages_refuse_single_frame_clips(frame_cache_dir, tmp_path):
         Trainer(cfg, str(tmp_path / "p"))
 
 
-def test_a_tiny_pframe_model_learns_a_global_shift_within_300_steps(tmp_path):
-    """Frame 1 is frame 0 moved 3 px to the right (a textured crop). After 300 steps the
+def test_a_tiny_pframe_model_learns_a_global_shift_within_150_steps(tmp_path):
+    """Frame 1 is frame 0 moved 3 px to the right (a textured crop). After 150 steps the
     prediction (the warp alone, before any residual) beats zero motion by at least 3 dB
-    (measured 4.5 dB) and the learned horizontal flow points the right way. A broken warp,
+    (measured 4.25 dB; 4.5 dB after 300) and the learned horizontal flow points the right way. A broken warp,
     flow sign or gradient path leaves the prediction at or below zero motion."""
     import tensorflow as tf
 
@@ -265,7 +265,7 @@ def test_a_tiny_pframe_model_learns_a_global_shift_within_300_steps(tmp_path):
     tf.random.set_seed(0)
     Trainer(cfg, str(tmp_path / "i")).train(dataset=ds)
     pcfg = dataclasses.replace(
-        cfg, train=dataclasses.replace(train, stage="pframe_mse", steps=300, lr=3e-3),
+        cfg, train=dataclasses.replace(train, stage="pframe_mse", steps=150, lr=3e-3),
         data=dataclasses.replace(cfg.data, clip_length=2))
     trainer = Trainer(pcfg, str(tmp_path / "p"), init_from=str(tmp_path / "i"))
     trainer.train(dataset=ds)

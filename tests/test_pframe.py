@@ -242,8 +242,9 @@ def test_pframe_stages_refuse_single_frame_clips(frame_cache_dir, tmp_path):
 def test_a_tiny_pframe_model_learns_a_global_shift_within_150_steps(tmp_path):
     """Frame 1 is frame 0 moved 3 px to the right (a textured crop). After 150 steps the
     prediction (the warp alone, before any residual) beats zero motion by at least 3 dB
-    (measured 4.25 dB; 4.5 dB after 300) and the learned horizontal flow points the right way. A broken warp,
-    flow sign or gradient path leaves the prediction at or below zero motion."""
+    (measured 4.25 dB; 4.5 dB after 300) and the learned horizontal flow points the right
+    way. A broken warp, flow sign or gradient path leaves the prediction at or below zero
+    motion."""
     import tensorflow as tf
 
     from gan_compress import configs

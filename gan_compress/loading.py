@@ -135,47 +135,53 @@ def _weights_sha(model) -> str:
     return h.hexdigest()
 
 
+def _read_tables(d) -> dict[str, tuple]:
+    """{coder name: (cdf, cdf_offset, offset or None)} from a cache file's arrays; the name ""
+    (keys without a prefix) is a single-coder model's (the I-frame codec)."""
+    names = [str(n) for n in d["names"]] if "names" in d.files else [""]
+    out = {}
+    for name in names:
+        p = f"{name}_" if name else ""
+        offset = d[p + "quantization_offset"] if bool(d[p + "has_offset"]) else None
+        out[name] = (d[p + "cdf"], d[p + "cdf_offset"], offset)
+    return out
+
+
+def _table_arrays(named: dict[str, tuple]) -> dict[str, np.ndarray]:
+    """The inverse of `_read_tables`: the arrays to save."""
+    arrays = {} if list(named) == [""] else {"names": np.array(sorted(named))}
+    for name, (cdf, cdf_offset, offset) in named.items():
+        p = f"{name}_" if name else ""
+        arrays.update({p + "cdf": cdf, p + "cdf_offset": cdf_offset,
+                       p + "has_offset": offset is not None,
+                       p + "quantization_offset": offset if offset is not None else np.zeros(0)})
+    return arrays
+
+
 def _finalize_with_cache(model, model_dir: str, cache_name: str) -> None:
     """finalize(), reusing z's coding tables cached beside the checkpoint when they were made
     from exactly these weights (the eager table estimation costs several seconds per
     bottleneck and load). `model.z_tables()` is one (cdf, cdf_offset, offset or None) tuple
-    (I-frame codec: keys without a prefix) or a dict of them (P-frame codec: key prefixes
-    "motion_", "residual_")."""
+    (the I-frame codec) or a dict of them by coder (the P-frame codec: "motion", "residual")."""
     sha = _weights_sha(model)
     path = os.path.join(model_dir, cache_name)
-    tables = None
+    named = None
     try:
         with np.load(path) as d:
             if str(d["weights_sha"]) == sha:
-                names = [str(n) for n in d["names"]] if "names" in d.files else [""]
-
-                def read(p):
-                    return (d[p + "cdf"], d[p + "cdf_offset"],
-                            d[p + "quantization_offset"] if bool(d[p + "has_offset"]) else None)
-
-                tables = ({n: read(n + "_") for n in names} if names != [""] else read(""))
+                named = _read_tables(d)
     except (OSError, KeyError, ValueError):  # no cache, or an unreadable one: rebuild it
-        tables = None
-    if tables is not None:
-        model.finalize(tables)
+        named = None
+    if named is not None:
+        model.finalize(named[""] if list(named) == [""] else named)
         return
     model.finalize()
     made = model.z_tables()
-    arrays = {"weights_sha": sha}
-    if isinstance(made, dict):
-        arrays["names"] = np.array(sorted(made))
-        items = [(n + "_", made[n]) for n in sorted(made)]
-    else:
-        items = [("", made)]
-    for prefix, (cdf, cdf_offset, offset) in items:
-        arrays.update({prefix + "cdf": cdf, prefix + "cdf_offset": cdf_offset,
-                       prefix + "has_offset": offset is not None,
-                       prefix + "quantization_offset":
-                           offset if offset is not None else np.zeros(0)})
+    arrays = _table_arrays(made if isinstance(made, dict) else {"": made})
     tmp = f"{path}.partial-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, weights_sha=sha, **arrays)
         os.replace(tmp, path)
     except OSError:  # read-only model dir: no cache, just slower loads
         with contextlib.suppress(OSError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import zipfile
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -170,7 +171,8 @@ def _finalize_with_cache(model, model_dir: str, cache_name: str) -> None:
         with np.load(path) as d:
             if str(d["weights_sha"]) == sha:
                 named = _read_tables(d)
-    except (OSError, KeyError, ValueError):  # no cache, or an unreadable one: rebuild it
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        # no cache, or an unreadable one (empty, truncated, not an npz): rebuild it
         named = None
     if named is not None:
         model.finalize(named[""] if list(named) == [""] else named)

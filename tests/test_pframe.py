@@ -323,14 +323,13 @@ def test_flow_scale_multiplies_the_decoded_motion_and_keeps_coding_exact():
             != export_lib.fingerprint(scaled_cfg, iframe, base))
 
 
-def test_reset_motion_reinitializes_only_the_motion_path(video_model_dir, frame_cache_dir,
-                                                          tmp_path):
+def test_reset_motion_reinitializes_only_the_motion_path(video_model_dir, video_codec,
+                                                          frame_cache_dir, tmp_path):
     """Also when the new motion encoder has another input than the source's (block-matching
     search on): the source's residual coder is carried over, and the run trains."""
-    from gan_compress import api
     from gan_compress.training.trainer import Trainer
 
-    source = api.load(video_model_dir)._pframe
+    source = video_codec._pframe  # the session's load of `video_model_dir`
     base = tiny_config(frame_cache_dir)
     cfg = dataclasses.replace(
         base, data=dataclasses.replace(base.data, clip_length=3),

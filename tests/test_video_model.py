@@ -258,8 +258,4 @@ def test_a_second_load_finalizes_the_p_frame_coders_from_cached_tables_and_codes
     for s, t in zip(a[:4], b[:4], strict=True):
         assert s.numpy()[0] == t.numpy()[0]
     np.testing.assert_array_equal(recon_a.numpy(), recon_b.numpy())
-    # an unreadable cache is not used but rebuilt
-    cache.write_bytes(b"not a table")
-    gan_compress.load(video_model_dir)
-    with np.load(cache) as d:
-        assert "motion_cdf" in d.files
+    # (stale and unreadable caches: tests/test_table_cache.py)

@@ -49,7 +49,8 @@ def _frame_rgb(raw: Path, width: int, height: int, index: int = 0):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gan-compress demo", description=__doc__.splitlines()[0])
     p.add_argument("--input", default=str(REPO_SAMPLE), help="clip (default: bundled sample)")
-    p.add_argument("--model", help="model dir or export (default: the shipped model)")
+    p.add_argument("--model", help="model name, dir or export (default: what `encode` uses "
+                   "without --model: small-video for a clip, small-gan for one frame)")
     p.add_argument("--out", default="demo_out", help="where rd.png and side_by_side.png go")
     p.add_argument("--frames", type=int, default=30, help="frames of the clip to use")
     args = p.parse_args(argv)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from gan_compress import api
+    from gan_compress import api, registry
     from gan_compress.evaluation import anchors
     from gan_compress.evaluation import ffmpeg as ff
 
@@ -76,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sample: {args.input} ({w}x{h}, {n} frames at {float(ref.fps):.3f} fps)")
         rows = []
 
+        model = args.model or registry.default_model(video=n > 1)
         try:
-            codec = api.load(args.model)
+            codec = api.load(model)
         except api.ModelLoadError as e:
             codec = None
             print(f"gan_compress model not available ({e}); showing x264 only")
+        else:
+            print(f"model: {model} (default GOP of `gan-compress encode`)")
         if codec is not None:
             y4m = work / "ref.y4m"
             ff.run([ff.ffmpeg_exe(), "-v", "error", "-y", *ref.input_args(), str(y4m)])
@@ -152,17 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         fig.savefig(out / "rd.png", dpi=100)
         plt.close(fig)
 
-        panels = [("original", ref_raw)]
+        shown = n // 2  # a frame inside the GOP (frame 0 is an I-frame in every codec)
+        panels = [(f"original, frame {shown}", ref_raw)]
         if ours:
             mid = ours[len(ours) // 2]
             near = min(xs, key=lambda x: abs(np.log(x["bytes"] / mid["bytes"])))
-            panels += [(f"gan_compress {mid['setting']} ({mid['bpp']:.3f} bpp)", mid["raw"]),
+            panels += [(f"{Path(model).name} {mid['setting']} ({mid['bpp']:.3f} bpp)", mid["raw"]),
                        (f"x264 {near['setting']} ({near['bpp']:.3f} bpp)", near["raw"])]
         else:
             panels += [(f"x264 {xs[3]['setting']} ({xs[3]['bpp']:.3f} bpp)", xs[3]["raw"])]
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6))
         for ax, (title, raw) in zip(np.atleast_1d(axes), panels, strict=True):
-            ax.imshow(_frame_rgb(raw, w, h, 0), interpolation="nearest")
+            ax.imshow(_frame_rgb(raw, w, h, shown), interpolation="nearest")
             ax.set_title(title)
             ax.axis("off")
         fig.tight_layout()

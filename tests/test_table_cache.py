@@ -22,7 +22,7 @@ class _Var:
 
 
 class _FakeCodec:
-    """Weights, `finalize(tables=None)` and `z_tables()` as a codec has them; counts how often
+    """Weights, `finalize(z_tables=None)` and `z_tables()` as a codec has them; counts how often
     the tables were estimated (the expensive step the cache saves)."""
 
     def __init__(self, weight: float, coders=("motion", "residual")):
@@ -48,15 +48,17 @@ class _FakeCodec:
         return self.given
 
 
-def _same(a, b):
+def _assert_same(a, b):
+    """Two z_tables() values (a tuple, or a dict of tuples by coder) hold equal arrays."""
     if isinstance(a, dict):
         assert sorted(a) == sorted(b)
-        return all(_same(a[k], b[k]) for k in a)
+        for k in a:
+            _assert_same(a[k], b[k])
+        return
     for x, y in zip(a, b, strict=True):
         assert (x is None) == (y is None)
         if x is not None:
             np.testing.assert_array_equal(x, y)
-    return True
 
 
 @pytest.mark.parametrize("coders", [("motion", "residual"), ("",)])
@@ -66,7 +68,7 @@ def test_tables_are_estimated_once_then_read_back_identically(tmp_path, coders):
     second = _FakeCodec(1.0, coders)
     loading._finalize_with_cache(second, str(tmp_path), "t.npz")
     assert (first.estimated, second.estimated) == (1, 0)
-    assert _same(first.z_tables(), second.z_tables())
+    _assert_same(first.z_tables(), second.z_tables())
 
 
 def test_a_cache_made_from_other_weights_is_not_used_but_replaced(tmp_path):
@@ -76,7 +78,8 @@ def test_a_cache_made_from_other_weights_is_not_used_but_replaced(tmp_path):
     assert other.estimated == 1 and other.z_tables()["motion"][0][0, 0] == 3
     again = _FakeCodec(3.0)
     loading._finalize_with_cache(again, str(tmp_path), "t.npz")
-    assert again.estimated == 0 and _same(again.z_tables(), other.z_tables())
+    assert again.estimated == 0
+    _assert_same(again.z_tables(), other.z_tables())
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])
@@ -92,12 +95,8 @@ def test_an_unreadable_cache_is_rebuilt(tmp_path, damage):
         assert "motion_cdf" in d.files and "residual_quantization_offset" in d.files
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_folder_gets_no_cache_and_no_partial_file(tmp_path):
-    tmp_path.chmod(0o555)
-    try:
-        model = _FakeCodec(1.0)
-        loading._finalize_with_cache(model, str(tmp_path), "t.npz")
-        assert model.estimated == 1 and os.listdir(tmp_path) == []
-    finally:
-        tmp_path.chmod(0o755)
+def test_an_unwritable_folder_gets_no_cache_and_no_partial_file(tmp_path):
+    """(A folder that cannot be written to even by root, as CI runs: one that is missing.)"""
+    model = _FakeCodec(1.0)
+    loading._finalize_with_cache(model, str(tmp_path / "missing"), "t.npz")
+    assert model.estimated == 1 and os.listdir(tmp_path) == []

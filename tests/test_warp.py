@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
+from gan_compress.layers import warp
 from gan_compress.layers.warp import gaussian_blur, scale_space_volume, scale_space_warp
 
 
@@ -93,3 +94,20 @@ def test_block_motion_search_finds_a_known_global_shift(dx, dy):
     inner = flow[0, 24:104, 24:104]
     assert np.all(inner[..., 0] == dx) and np.all(inner[..., 1] == dy), (
         np.unique(inner[..., 0]), np.unique(inner[..., 1]))
+
+
+@pytest.mark.parametrize("dtype, atol", [(tf.float64, 1e-13), (tf.float32, 2e-6)])
+def test_long_kernels_as_a_matrix_product_give_the_convolution_s_blur(dtype, atol):
+    x = tf.constant(np.random.default_rng(3).uniform(0, 1, (2, 37, 50, 3)), dtype)
+    sigma = 12.0  # 73 taps: the banded-matrix form (and longer than the frame is high)
+    assert 2 * int(np.ceil(3 * sigma)) + 1 >= warp.MATMUL_MIN_TAPS
+    k = warp.gaussian_kernel(sigma, dtype)
+    r = (int(k.shape[0]) - 1) // 2
+    conv = x
+    for axis, kshape in ((1, [-1, 1, 1, 1]), (2, [1, -1, 1, 1])):
+        kernel = tf.tile(tf.reshape(k, kshape), [1, 1, 3, 1])
+        conv = tf.nn.depthwise_conv2d(warp._symmetric_pad(conv, r, axis), kernel, [1] * 4,
+                                      "VALID")
+    out = warp.gaussian_blur(x, sigma)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out.numpy(), conv.numpy(), atol=atol)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,21 @@ def test_cli_quick_run_writes_results_and_report(tiny_clip, tmp_path):
     assert "-crf 23" in results["rows"][0]["commands"]["encode"][0]
     for name in ("report.md", "index.html", "plots/tiny_96x64__psnr_y_seqmse.png"):
         assert (tmp_path / name).exists(), name
+
+
+def test_a_second_run_on_a_report_directory_in_use_exits_2_and_touches_nothing(
+        tiny_clip, tmp_path, capsys):
+    argv = ["--report", str(tmp_path), "--clips", str(tiny_clip), "--anchors", "x264",
+            "--anchors-only", "--metrics", "psnr", "--frames", "2", "--no-progress",
+            "--no-reference"]
+    with cli.report_lock(tmp_path):  # as a running eval holds it
+        assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "in use by another gan-compress eval" in err
+    assert f"pid {os.getpid()}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cli.LOCK_NAME]
+    assert cli.main(argv) == 0  # released: the next run goes ahead
+    assert (tmp_path / "results.json").exists()
 
 
 def test_reproduces_the_reference_anchor_carphone_x264_crf28(tmp_path):

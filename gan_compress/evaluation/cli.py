@@ -6,13 +6,17 @@
 Writes into the report directory: `results.json` (every encode, metric and command),
 `plots/*.png`, `report.md` (BD-rate tables with overlap flags) and `index.html` (static; plots,
 tables and a side-by-side crop viewer). The main CLI wires `add_arguments` / `run` in as its `eval`
-subcommand; `python -m gan_compress.evaluation.cli ...` runs it standalone.
+subcommand; `python -m gan_compress.evaluation.cli ...` runs it standalone. One run at a time
+per report directory: a second one exits with code 2 naming the first's pid (`report_lock`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,14 +96,55 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+LOCK_NAME = ".eval.lock"
+
+
+class ReportBusyError(RuntimeError):
+    """Another `gan-compress eval` holds the report directory."""
+
+
+@contextlib.contextmanager
+def report_lock(report_dir: Path):
+    """Holds an exclusive lock on `report_dir` (a `flock` on DIR/.eval.lock, released by the
+    kernel however the process ends) for one run: two runs on one directory would delete each
+    other's work files. Raises ReportBusyError naming the holder's pid if the lock is taken."""
+    path = report_dir / LOCK_NAME
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise ReportBusyError(f"{report_dir} is in use by another gan-compress eval (pid "
+                                  f"{holder}); wait for it to finish or choose another "
+                                  f"--report") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the sweep(s) and writes the report; returns a process exit code."""
+    report_dir: Path = args.report
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with report_lock(report_dir):
+            return _run_locked(args, report_dir)
+    except (ReportBusyError, OSError) as e:
+        _log(f"error: {e}")
+        return 2
+
+
+def _run_locked(args: argparse.Namespace, report_dir: Path) -> int:
     import shlex
 
     from gan_compress.evaluation import anchors, clips, codecs, images, report, sweep
 
-    report_dir: Path = args.report
-    report_dir.mkdir(parents=True, exist_ok=True)
     results_path = report_dir / "results.json"
     if args.report_only:
         if not results_path.exists():

@@ -131,13 +131,14 @@ def report_lock(report_dir: Path):
 def run(args: argparse.Namespace) -> int:
     """Runs the sweep(s) and writes the report; returns a process exit code."""
     report_dir: Path = args.report
-    try:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        with report_lock(report_dir):
-            return _run_locked(args, report_dir)
-    except (ReportBusyError, OSError) as e:
-        _log(f"error: {e}")
-        return 2
+    with contextlib.ExitStack() as stack:
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(report_lock(report_dir))
+        except (ReportBusyError, OSError) as e:
+            _log(f"error: {e}")
+            return 2
+        return _run_locked(args, report_dir)
 
 
 def _run_locked(args: argparse.Namespace, report_dir: Path) -> int:

@@ -28,13 +28,16 @@ def gaussian_kernel(sigma: float, dtype=tf.float32) -> tf.Tensor:
     return k / tf.reduce_sum(k)
 
 
-def _symmetric_pad(x: tf.Tensor, r: int, axis: int) -> tf.Tensor:
-    """Pads `r` samples on both sides of `axis` by mirroring with the edge repeated (scipy's
-    mode "reflect"), for any size (tf.pad's SYMMETRIC needs r <= size)."""
-    size = tf.shape(x)[axis]
+def _mirror_index(size, r: int) -> tf.Tensor:
+    """Source index of each of `size + 2r` padded samples: mirrored with the edge repeated
+    (scipy's mode "reflect"), for any size (tf.pad's SYMMETRIC needs r <= size)."""
     idx = tf.range(-r, size + r) % (2 * size)
-    idx = tf.where(idx < size, idx, 2 * size - 1 - idx)
-    return tf.gather(x, idx, axis=axis)
+    return tf.where(idx < size, idx, 2 * size - 1 - idx)
+
+
+def _symmetric_pad(x: tf.Tensor, r: int, axis: int) -> tf.Tensor:
+    """Pads `r` samples on both sides of `axis` as `_mirror_index` says."""
+    return tf.gather(x, _mirror_index(tf.shape(x)[axis], r), axis=axis)
 
 
 # Kernels longer than this are applied as a banded matrix product instead of a depthwise
@@ -47,9 +50,7 @@ def _blur_matrix(k: tf.Tensor, size) -> tf.Tensor:
     """`[size, size]` matrix M with (M v)[o] = sum_j k[j] * v_padded[o + j], v_padded being v
     mirror-padded as `_symmetric_pad` does: the 1-D blur along one axis as a product."""
     taps = int(k.shape[0])
-    r = (taps - 1) // 2
-    idx = tf.range(-r, size + r) % (2 * size)
-    idx = tf.where(idx < size, idx, 2 * size - 1 - idx)
+    idx = _mirror_index(size, (taps - 1) // 2)
     rows = tf.repeat(tf.range(size), taps)
     cols = tf.gather(idx, rows + tf.tile(tf.range(taps), [size]))
     return tf.scatter_nd(tf.stack([rows, cols], axis=-1), tf.tile(k, [size]), [size, size])
@@ -63,6 +64,12 @@ def gaussian_blur(image: tf.Tensor, sigma: float) -> tf.Tensor:
         shape = tf.shape(image)
         out = tf.einsum("hH,nHwc->nhwc", _blur_matrix(k, shape[1]), image)
         return tf.einsum("wW,nhWc->nhwc", _blur_matrix(k, shape[2]), out)
+    return _blur_conv(image, k)
+
+
+def _blur_conv(image: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """The separable blur with 1-D taps `k` as two depthwise convolutions."""
+    taps = int(k.shape[0])
     r = (taps - 1) // 2
     channels = int(image.shape[-1])
     out = image

@@ -98,7 +98,8 @@ class Codec(FrameCoder):
     def compress_video(self, input_path: str, output_path: str, quality: int = 3,
                        frames: int | None = None, intra_period: int | None = None,
                        progress: bool = False, raw_options: dict | None = None,
-                       intra_decision: str = "rd") -> EncodeStats:
+                       intra_decision: str = "rd",
+                       intra_quality_offset: int | None = None) -> EncodeStats:
         """Encodes a video or image file into a `.gcv` file (written atomically).
 
         `intra_period`: frames per GOP (an I-frame every `intra_period` frames, P-frames
@@ -106,6 +107,8 @@ class Codec(FrameCoder):
         `intra_decision`: "rd" also tries each scheduled P-frame as an I-frame and keeps the
         cheaper one (rate + lambda * MSE; the GOP restarts there, so `intra_period` is the
         longest I-frame distance), "fixed" keeps the schedule (`gop.GopEncoder`).
+        `intra_quality_offset`: I-frames of a stream with P-frames are coded this many quality
+        levels above `quality` (capped at the top level; None: `default_intra_quality_offset`).
 
         `raw_options` (width, height, fps) describe headerless `.yuv` input."""
         quality = self.check_quality(quality)
@@ -121,6 +124,10 @@ class Codec(FrameCoder):
             raise ValueError(f"--frames must be at least 1, got {frames}")
         if intra_decision not in ("rd", "fixed"):
             raise ValueError(f"intra_decision must be rd or fixed, got {intra_decision!r}")
+        if intra_quality_offset is None:
+            intra_quality_offset = self.default_intra_quality_offset
+        if intra_quality_offset < 0:
+            raise ValueError(f"the intra quality offset must be >= 0, got {intra_quality_offset}")
         t0 = time.perf_counter()
         with gio.open_video(input_path, **(raw_options or {})) as reader:
             info = reader.info
@@ -134,7 +141,8 @@ class Codec(FrameCoder):
 
                 encoder = gop.GopEncoder(self._model, self._pframe, quality,
                                          intra_period if intra_period > 0 else -1, self._gop(),
-                                         intra_decision=intra_decision)
+                                         intra_decision=intra_decision,
+                                         intra_quality_offset=intra_quality_offset)
             with bs.ContainerWriter(output_path, self._header(info, intra_period)) as writer, \
                     _progress(total, "encode", progress) as bar:
                 for rgb in reader.frames_rgb():

@@ -73,6 +73,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    "cheaper in rate + lambda * distortion is kept (scene cuts, motion the "
                    "P-frames cannot follow; the GOP restarts there; about 2x encode time); "
                    "fixed: I-frames exactly every --gop frames")
+    e.add_argument("--intra_quality_offset", type=int, default=None,
+                   help="code the I-frames of a stream with P-frames this many quality levels "
+                   "above --quality (capped at the top level; they are the references of "
+                   "their GOP; default: gan_compress.gop.DEFAULT_INTRA_QUALITY_OFFSET)")
     e.add_argument("--width", type=int, help="raw .yuv input: width")
     e.add_argument("--height", type=int, help="raw .yuv input: height")
     e.add_argument("--fps", help="raw .yuv input: frame rate, e.g. 30000/1001")
@@ -290,6 +294,8 @@ def _cmd_encode(args) -> int:
         raise CLIError(f"--quality must be >= 1, got {args.quality}")
     if args.frames is not None and args.frames < 1:
         raise CLIError(f"--frames must be >= 1, got {args.frames}")
+    if args.intra_quality_offset is not None and args.intra_quality_offset < 0:
+        raise CLIError(f"--intra_quality_offset must be >= 0, got {args.intra_quality_offset}")
     if args.intra_period is not None:  # the older spelling of --gop
         if args.intra_period < 1:
             raise CLIError(f"--intra_period must be >= 1, got {args.intra_period}")
@@ -326,7 +332,7 @@ def _cmd_encode(args) -> int:
     stats = codec.compress_video(
         input_path, args.output, quality=args.quality, frames=args.frames,
         intra_period=intra_period, progress=not args.quiet, raw_options=raw,
-        intra_decision=args.intra_decision,
+        intra_decision=args.intra_decision, intra_quality_offset=args.intra_quality_offset,
     )
     if not args.quiet:
         print(f"{args.output}: {stats.summary('encoded')}")

@@ -208,6 +208,14 @@ class FrameCoder:
 
         return gop.DEFAULT_GOP if self.supports_inter else 1
 
+    @property
+    def default_intra_quality_offset(self) -> int:
+        """How many quality levels above the P-frames `compress_video` codes the I-frames of a
+        stream with P-frames when no offset is given (`gop.DEFAULT_INTRA_QUALITY_OFFSET`)."""
+        from gan_compress import gop
+
+        return gop.DEFAULT_INTRA_QUALITY_OFFSET
+
     def _gop(self):
         from gan_compress import gop
 

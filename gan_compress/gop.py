@@ -25,6 +25,8 @@ from gan_compress.models.pframe import PFrameCodec
 
 FRAME_I, FRAME_P = "I", "P"
 DEFAULT_GOP = 12  # low delay: an I-frame every 12 frames (0.4 s at 30 fps) for seeking
+# I-frames one quality level (2x lambda) above the P-frames they anchor, as x264's ipratio
+DEFAULT_INTRA_QUALITY_OFFSET = 0
 
 
 class CodedFrame(NamedTuple):
@@ -131,7 +133,7 @@ class GopEncoder:
 
     def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec, quality: int,
                  gop: int = DEFAULT_GOP, functions: GopFunctions | None = None,
-                 intra_decision: str = INTRA_FIXED):
+                 intra_decision: str = INTRA_FIXED, intra_quality_offset: int = 0):
         frame_types(1, gop)  # validates gop
         if not 1 <= quality <= iframe.cfg.num_qualities:
             raise ValueError(f"quality must be in 1..{iframe.cfg.num_qualities}, got {quality}")
@@ -142,6 +144,13 @@ class GopEncoder:
         self.quality, self.gop = int(quality), int(gop)
         self.intra_decision = intra_decision
         self.lam = float(iframe.cfg.lambdas[self.quality - 1])
+        if intra_quality_offset < 0:
+            raise ValueError(f"intra_quality_offset must be >= 0, got {intra_quality_offset}")
+        # I-frames of a stream with P-frames are coded this many levels above the P-frames
+        # (capped at the top level): they are the references of the whole GOP
+        self.intra_quality = (self.quality if gop == 1 else
+                              min(self.quality + int(intra_quality_offset),
+                                  iframe.cfg.num_qualities))
         self.index = 0
         self.since_intra = 0  # frames since the last I-frame
         self.reference: np.ndarray | None = None
@@ -163,8 +172,9 @@ class GopEncoder:
             raise ValueError(f"frame {self.index}: size {w}x{h} differs from the reference's")
         kind = self.next_type()
         q = tf.constant(self.quality, tf.int32)
+        q_intra = tf.constant(self.intra_quality, tf.int32)
         if kind == FRAME_I:
-            strings, recon = self._encode_i(frame, q)
+            strings, recon = self._encode_i(frame, q_intra)
         else:
             *s, recon = self.fn.p_encode(frame[None], self.reference[None], q)
             strings, recon = tuple(t.numpy()[0] for t in s), recon.numpy()[0]
@@ -177,7 +187,8 @@ class GopEncoder:
         self.reference = recon
         self.since_intra = 0 if kind == FRAME_I else self.since_intra + 1
         self.index += 1
-        return CodedFrame(kind, strings, h, w, self.quality), self.reference
+        quality = self.intra_quality if kind == FRAME_I else self.quality
+        return CodedFrame(kind, strings, h, w, quality), self.reference
 
 
 class GopDecoder:

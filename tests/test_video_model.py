@@ -55,6 +55,31 @@ def test_a_video_model_codes_gops_and_decodes_exactly_what_it_predicted_from(
     np.testing.assert_array_equal(part[1], decoded[5])
 
 
+def test_an_intra_quality_offset_codes_i_frames_higher_and_still_decodes_exactly(
+        video_codec, clip7, tmp_path):
+    """`intra_quality_offset` 1 codes each I-frame one level above the P-frames (the level is
+    in each packet, so decoders need nothing new), capped at the top level; the decoder gives
+    the encoder's reconstructions; a negative offset is refused."""
+    from gan_compress.gop import GopEncoder
+
+    top = video_codec.num_qualities
+    for quality, want_i in ((2, 3), (top, top)):
+        gcv = str(tmp_path / f"o{quality}.gcv")
+        video_codec.compress_video(clip7, gcv, quality=quality, intra_period=3,
+                                   intra_decision="fixed", intra_quality_offset=1)
+        with bs.ContainerReader(gcv) as reader:
+            levels = [(p.frame_type.name, p.quality) for p in reader]
+        assert levels == [("I", want_i), ("P", quality), ("P", quality)] * 2 + [("I", want_i)]
+        enc = GopEncoder(video_codec._model, video_codec._pframe, quality, 3,
+                         intra_quality_offset=1)
+        for src, dec in zip(_all_frames(clip7), video_codec.iter_decoded(gcv), strict=True):
+            np.testing.assert_array_equal(enc.encode(src)[1], dec)
+    with pytest.raises(ValueError, match="intra quality offset"):
+        video_codec.compress_video(clip7, str(tmp_path / "bad.gcv"), quality=2,
+                                   intra_period=3, intra_quality_offset=-1)
+    assert not (tmp_path / "bad.gcv").exists()
+
+
 def test_gop_minus_one_makes_only_the_first_frame_intra_and_info_reports_bits_per_type(
         capsys, video_model_dir, clip7, tmp_path):
     gcv = tmp_path / "v.gcv"

@@ -153,7 +153,7 @@ class GanCompressCodec(TestCodec):
     def __init__(self, model: str | os.PathLike | None = None, command: list[str] | None = None,
                  qualities: list[int] | None = None, timeout: float = 3600.0,
                  gop: int | None = None, name: str | None = None,
-                 intra_decision: str | None = None):
+                 intra_decision: str | None = None, intra_quality_offset: int | None = None):
         self.model = str(model) if model else None
         self.command = list(command) if command else default_cli_command()
         self._qualities = list(qualities) if qualities else None
@@ -161,14 +161,19 @@ class GanCompressCodec(TestCodec):
         self.gop = gop
         # None: the CLI's default (rd); "fixed" is named in the codec's name and label
         self.intra_decision = intra_decision
+        # None: the CLI's default offset; a given one is named (gan_compress_gop12_io1)
+        self.intra_quality_offset = None if gop == 1 else intra_quality_offset
         base = name or self.name
         self.name = base if gop is None else f"{base}_{gop_name(gop)}"
         fixed = intra_decision == "fixed" and gop not in (None, 1)
         self.name += "_fixed" if fixed else ""
+        offset = self.intra_quality_offset
+        self.name += f"_io{offset}" if offset is not None else ""
         model_name = Path(self.model).name if self.model else base
         detail = [model_name] if model_name != base else []
         detail += [gop_label(gop)] if gop is not None else []
         detail += ["fixed I-frames"] if fixed else []
+        detail += [f"I-frames +{offset} levels"] if offset is not None else []
         self.label = base + (f" ({', '.join(detail)})" if detail else "")
         self.setting = " ".join(self.command + self._model_args() + self._gop_args())
         self._available: tuple[bool, str] | None = None
@@ -212,6 +217,8 @@ class GanCompressCodec(TestCodec):
         args = ["--gop", str(self.gop)] if self.gop is not None else []
         if self.intra_decision is not None and self.gop != 1:
             args += ["--intra_decision", self.intra_decision]
+        if self.intra_quality_offset is not None:
+            args += ["--intra_quality_offset", str(self.intra_quality_offset)]
         return args
 
     def _encode_args(self, src: Path, out: Path, quality: int, frames: int | None) -> list[str]:
@@ -268,7 +275,8 @@ class GanCompressCodec(TestCodec):
 
     def to_json(self) -> dict:
         return {**super().to_json(), "command": self.command, "model": self.model,
-                "gop": self.gop, "intra_decision": self.intra_decision or "rd"}
+                "gop": self.gop, "intra_decision": self.intra_decision or "rd",
+                "intra_quality_offset": self.intra_quality_offset}
 
 
 class InProcessCodec(GanCompressCodec):
@@ -279,9 +287,11 @@ class InProcessCodec(GanCompressCodec):
     commands that reproduce them."""
 
     def __init__(self, model: str, name: str | None = None, gop: int | None = None,
-                 qualities: list[int] | None = None, intra_decision: str | None = None):
+                 qualities: list[int] | None = None, intra_decision: str | None = None,
+                 intra_quality_offset: int | None = None):
         super().__init__(model, command=["gan-compress"], qualities=qualities, gop=gop,
-                         name=name or Path(model).name, intra_decision=intra_decision)
+                         name=name or Path(model).name, intra_decision=intra_decision,
+                         intra_quality_offset=intra_quality_offset)
         if not self.label.startswith("gan_compress"):
             self.label = f"gan_compress {self.label}"
         self.setting = f"gan_compress.load({model!r}) in-process" + (
@@ -312,6 +322,8 @@ class InProcessCodec(GanCompressCodec):
     def _encode_file(self, src: Path, out: Path, quality: int, frames: int | None) -> str:
         intra_period = None if self.gop is None else (0 if self.gop == -1 else self.gop)
         extra = {"intra_decision": self.intra_decision} if self.intra_decision else {}
+        if self.intra_quality_offset is not None:
+            extra["intra_quality_offset"] = self.intra_quality_offset
         self.codec().compress_video(str(src), str(out), quality=quality, frames=frames,
                                     intra_period=intra_period, **extra)
         return " ".join(self.command + self._encode_args(src, out, quality, frames))

@@ -99,7 +99,8 @@ class Codec(FrameCoder):
                        frames: int | None = None, intra_period: int | None = None,
                        progress: bool = False, raw_options: dict | None = None,
                        intra_decision: str = "rd",
-                       intra_quality_offset: int | None = None) -> EncodeStats:
+                       intra_quality_offset: int | None = None,
+                       search_radius: int | None = None) -> EncodeStats:
         """Encodes a video or image file into a `.gcv` file (written atomically).
 
         `intra_period`: frames per GOP (an I-frame every `intra_period` frames, P-frames
@@ -109,6 +110,8 @@ class Codec(FrameCoder):
         longest I-frame distance), "fixed" keeps the schedule (`gop.GopEncoder`).
         `intra_quality_offset`: I-frames of a stream with P-frames are coded this many quality
         levels above `quality` (capped at the top level; None: `default_intra_quality_offset`).
+        `search_radius`: the P-frame encoder's block-motion search range in pixels (x264's
+        --merange; None: the model's `pframe.motion_search_radius`); encoding only.
 
         `raw_options` (width, height, fps) describe headerless `.yuv` input."""
         quality = self.check_quality(quality)
@@ -128,6 +131,8 @@ class Codec(FrameCoder):
             intra_quality_offset = self.default_intra_quality_offset
         if intra_quality_offset < 0:
             raise ValueError(f"the intra quality offset must be >= 0, got {intra_quality_offset}")
+        if search_radius is not None and intra_period != 1:
+            self._gop(search_radius)  # validates the radius before any output exists
         t0 = time.perf_counter()
         with gio.open_video(input_path, **(raw_options or {})) as reader:
             info = reader.info
@@ -140,7 +145,8 @@ class Codec(FrameCoder):
                 from gan_compress import gop
 
                 encoder = gop.GopEncoder(self._model, self._pframe, quality,
-                                         intra_period if intra_period > 0 else -1, self._gop(),
+                                         intra_period if intra_period > 0 else -1,
+                                         self._gop(search_radius),
                                          intra_decision=intra_decision,
                                          intra_quality_offset=intra_quality_offset)
             with bs.ContainerWriter(output_path, self._header(info, intra_period)) as writer, \

@@ -77,6 +77,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="code the I-frames of a stream with P-frames this many quality levels "
                    "above --quality (capped at the top level; they are the references of "
                    "their GOP; default: gan_compress.gop.DEFAULT_INTRA_QUALITY_OFFSET)")
+    e.add_argument("--search_radius", type=int, default=None,
+                   help="P-frame encoder: block-motion search range in pixels, 4..128 (like "
+                   "x264's --merange; default: the model's, 16 for small-video); wider finds "
+                   "fast motion in large frames at some encode time; decoders need nothing new")
     e.add_argument("--width", type=int, help="raw .yuv input: width")
     e.add_argument("--height", type=int, help="raw .yuv input: height")
     e.add_argument("--fps", help="raw .yuv input: frame rate, e.g. 30000/1001")
@@ -296,6 +300,8 @@ def _cmd_encode(args) -> int:
         raise CLIError(f"--frames must be >= 1, got {args.frames}")
     if args.intra_quality_offset is not None and args.intra_quality_offset < 0:
         raise CLIError(f"--intra_quality_offset must be >= 0, got {args.intra_quality_offset}")
+    if args.search_radius is not None and not 4 <= args.search_radius <= 128:
+        raise CLIError(f"--search_radius must be in 4..128 pixels, got {args.search_radius}")
     if args.intra_period is not None:  # the older spelling of --gop
         if args.intra_period < 1:
             raise CLIError(f"--intra_period must be >= 1, got {args.intra_period}")
@@ -333,6 +339,7 @@ def _cmd_encode(args) -> int:
         input_path, args.output, quality=args.quality, frames=args.frames,
         intra_period=intra_period, progress=not args.quiet, raw_options=raw,
         intra_decision=args.intra_decision, intra_quality_offset=args.intra_quality_offset,
+        search_radius=args.search_radius,
     )
     if not args.quiet:
         print(f"{args.output}: {stats.summary('encoded')}")

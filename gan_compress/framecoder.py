@@ -169,7 +169,7 @@ class FrameCoder:
 
         self._model = codec
         self._pframe = pframe  # PFrameCodec of a video model, else None
-        self._gop_functions = None
+        self._gop_functions: dict = {}  # encoder search radius (None: the model's) -> functions
         self.config = config
         self.fingerprint = bytes.fromhex(fingerprint_hex)
         self.name = name
@@ -216,12 +216,14 @@ class FrameCoder:
 
         return gop.DEFAULT_INTRA_QUALITY_OFFSET
 
-    def _gop(self):
+    def _gop(self, search_radius: int | None = None):
+        """The traced GOP coding functions (one set per P-frame encoder search radius)."""
         from gan_compress import gop
 
-        if self._gop_functions is None:
-            self._gop_functions = gop.GopFunctions(self._model, self._pframe)
-        return self._gop_functions
+        if search_radius not in self._gop_functions:
+            self._gop_functions[search_radius] = gop.GopFunctions(self._model, self._pframe,
+                                                                  search_radius)
+        return self._gop_functions[search_radius]
 
     # -- frames ----------------------------------------------------------------------------------
 

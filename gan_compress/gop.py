@@ -66,7 +66,12 @@ class GopFunctions:
     entropy decoding (`i_entropy`, `p_entropy`: reads untrusted bytes, so a caller may bound
     its time) and synthesis (`i_synthesize`, `p_synthesize`)."""
 
-    def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec):
+    def __init__(self, iframe: IFrameCodec, pframe: PFrameCodec,
+                 search_radius: int | None = None):
+        """`search_radius`: the P-frame encoder's block-search radius in pixels (None: the
+        model's; `PFrameCodec.search_radius`); it changes encoding only."""
+        with pframe.search_radius(search_radius):  # validates it
+            pass
         for codec, name in ((iframe, "IFrameCodec"), (pframe, "PFrameCodec")):
             if not codec.finalized:
                 raise RuntimeError(f"{name}.finalize() must be called before GOP coding")
@@ -80,7 +85,8 @@ class GopFunctions:
 
         @tf.function(input_signature=[_FRAME, _FRAME, _Q])
         def p_encode(frame, reference, quality):
-            c, recon = pframe.compress(frame, reference, quality)
+            with pframe.search_radius(search_radius):  # read while this traces
+                c, recon = pframe.compress(frame, reference, quality)
             return c.motion_y, c.motion_z, c.residual_y, c.residual_z, recon
 
         self.i_encode, self.p_encode = i_encode, p_encode

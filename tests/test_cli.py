@@ -299,6 +299,8 @@ ERROR_CASES = {
     "intra quality offset -1": (["encode", "{d}/clip.y4m", "{d}/out.gcv",
                                  "--intra_quality_offset", "-1"],
                                 ["--intra_quality_offset must be >= 0, got -1"]),
+    "search radius 1000": (["encode", "{d}/clip.y4m", "{d}/out.gcv", "--search_radius", "1000"],
+                           ["--search_radius must be in 4..128 pixels, got 1000"]),
     "gop 2 on an I-frame model": (["encode", "{d}/clip.y4m", "{d}/out.gcv", "--gop", "2"],
                                   ["codes I-frames only: --gop must be 1, got 2"]),
     "gop 0": (["encode", "{d}/clip.y4m", "{d}/out.gcv", "--gop", "0"],

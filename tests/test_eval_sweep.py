@@ -162,9 +162,12 @@ def test_a_gop_sweep_names_each_intra_period_and_rates_inter_coding_against_i_on
     offset = codecs.GanCompressCodec(model="m", command=["gc"], gop=12, intra_quality_offset=1)
     assert offset.name == "gan_compress_gop12_io1" and "I-frames +1 levels" in offset.label
     assert offset.setting == "gc --model m --gop 12 --intra_quality_offset 1"
-    # an I-only stream has no P-frames to anchor: the offset is dropped, not named
-    assert codecs.GanCompressCodec(model="m", command=["gc"], gop=1,
-                                   intra_quality_offset=1).name == "gan_compress_intra"
+    # an I-only stream has no P-frames to anchor or search: both are dropped, not named
+    assert codecs.GanCompressCodec(model="m", command=["gc"], gop=1, intra_quality_offset=1,
+                                   search_radius=32).name == "gan_compress_intra"
+    wide = codecs.GanCompressCodec(model="m", command=["gc"], gop=12, search_radius=32)
+    assert wide.name == "gan_compress_gop12_sr32" and "search +-32 px" in wide.label
+    assert wide.setting == "gc --model m --gop 12 --search_radius 32"
 
     # Synthetic rows: GOP 12 needs 40 % fewer bits than I-only at every quality.
     rows = []

@@ -374,3 +374,56 @@ def test_a_fresh_small_motion_encoder_gives_latents_that_survive_quantization():
         fractions[scale] = float(tf.reduce_mean(tf.cast(tf.abs(tf.round(m)) > 0, tf.float32)))
     assert fractions[1.0] < 0.15, fractions  # (the initialization is random: 0.04-6%)
     assert fractions[cfg.pframe.motion_latent_scale] > max(0.3, 5 * fractions[1.0]), fractions
+
+
+def test_the_encoder_search_radius_changes_only_encoding_and_is_refused_without_a_search():
+    """`search_radius` (x264's --merange) widens the encoder's block search: on a frame shifted
+    by 14 px the field of a +-24 px search finds the shift where +-8 px cannot, the coded
+    stream changes, and the unchanged decoder gives the encoder's reconstruction exactly. A
+    codec trained without a search input refuses it, and absurd radii are refused."""
+    import tensorflow as tf
+
+    from gan_compress import gop
+    from gan_compress.configs import get_preset
+    from gan_compress.models.iframe import IFrameCodec
+    from gan_compress.models.pframe import PFrameCodec
+
+    cfg = get_preset("tiny")
+    tf.random.set_seed(6)
+    iframe = IFrameCodec(cfg.model)
+    pframe = PFrameCodec(cfg.model, dataclasses.replace(  # large latents: none rounds to 0
+        cfg.pframe, motion_search_radius=8, motion_latent_scale=1000.0))
+    iframe.build_for_shape()
+    pframe.build_for_shape()
+    iframe.finalize()
+    pframe.finalize()
+    frame = _frames(1, 64, 128)[0]
+    shifted = np.ascontiguousarray(np.roll(frame, -14, axis=1))  # p samples frame at p + 14
+    x, r = tf.constant(shifted[None] / 255.0, tf.float32), tf.constant(frame[None] / 255.0,
+                                                                        tf.float32)
+    assert pframe.encoder_search_radius == 8
+    with pframe.search_radius(24):
+        assert pframe.encoder_search_radius == 24
+        wide = pframe._motion_input(x, r)[..., 6:] * pframe.SEARCH_SCALE
+    narrow = pframe._motion_input(x, r)[..., 6:] * pframe.SEARCH_SCALE
+    inner = (slice(None), slice(8, -8), slice(8, -24))  # away from the wrapped-around edge
+    assert np.median(wide.numpy()[inner][..., 0]) == 14.0
+    assert np.abs(narrow.numpy()[inner][..., 0]).max() <= 10.0
+
+    streams = {}
+    q = tf.constant(2)
+    for radius in (None, 24):  # the reference is the unshifted source frame
+        *strings, recon = gop.GopFunctions(iframe, pframe, radius).p_encode(
+            shifted[None], frame[None], q)
+        decoded = pframe.decompress(*strings, tf.constant(frame[None]), tf.constant([64, 128]), q)
+        np.testing.assert_array_equal(decoded.numpy(), recon.numpy())
+        streams[radius] = [t.numpy()[0] for t in strings]
+    assert streams[None] != streams[24]
+    assert pframe.encoder_search_radius == 8  # the override ends with its block
+
+    with pytest.raises(ValueError, match="search radius must be in 4..128"):
+        gop.GopFunctions(iframe, pframe, 1000)
+    plain = PFrameCodec(cfg.model, cfg.pframe)  # tiny preset: no search input
+    with pytest.raises(ValueError, match="without a block-search input"):
+        with plain.search_radius(16):
+            pass

@@ -71,6 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="I-frames this many quality levels above the P-frames (gan-compress "
                              "encode --intra_quality_offset; default: the CLI's); named in the "
                              "codec names (gan_compress_gop12_io1)")
+    parser.add_argument("--search-radius", type=int,
+                        help="P-frame encoder block-search range in pixels (gan-compress encode "
+                             "--search_radius; default: the model's); named in the codec names "
+                             "(gan_compress_gop12_sr32)")
     parser.add_argument("--metrics", default="psnr,msssim,vmaf,ssimulacra2",
                         help="metric groups: psnr, msssim, vmaf, ssimulacra2 (default: all)")
     parser.add_argument("--images", action="store_true",
@@ -185,12 +189,14 @@ def _run_locked(args: argparse.Namespace, report_dir: Path) -> int:
                 test_codecs.append(codecs.InProcessCodec(
                     args.model or registry.DEFAULT_MODEL, name="gan_compress", gop=gop,
                     qualities=args.qualities, intra_decision=args.intra_decision,
-                    intra_quality_offset=args.intra_quality_offset))
+                    intra_quality_offset=args.intra_quality_offset,
+                    search_radius=args.search_radius))
             else:
                 test_codecs.append(codecs.GanCompressCodec(
                     model=args.model, command=command, qualities=args.qualities, gop=gop,
                     intra_decision=args.intra_decision,
-                    intra_quality_offset=args.intra_quality_offset))
+                    intra_quality_offset=args.intra_quality_offset,
+                    search_radius=args.search_radius))
 
     results: dict = {}
     if not args.images_only:

@@ -153,7 +153,8 @@ class GanCompressCodec(TestCodec):
     def __init__(self, model: str | os.PathLike | None = None, command: list[str] | None = None,
                  qualities: list[int] | None = None, timeout: float = 3600.0,
                  gop: int | None = None, name: str | None = None,
-                 intra_decision: str | None = None, intra_quality_offset: int | None = None):
+                 intra_decision: str | None = None, intra_quality_offset: int | None = None,
+                 search_radius: int | None = None):
         self.model = str(model) if model else None
         self.command = list(command) if command else default_cli_command()
         self._qualities = list(qualities) if qualities else None
@@ -163,17 +164,21 @@ class GanCompressCodec(TestCodec):
         self.intra_decision = intra_decision
         # None: the CLI's default offset; a given one is named (gan_compress_gop12_io1)
         self.intra_quality_offset = None if gop == 1 else intra_quality_offset
+        self.search_radius = None if gop == 1 else search_radius  # P-frame encoder only
         base = name or self.name
         self.name = base if gop is None else f"{base}_{gop_name(gop)}"
         fixed = intra_decision == "fixed" and gop not in (None, 1)
         self.name += "_fixed" if fixed else ""
         offset = self.intra_quality_offset
         self.name += f"_io{offset}" if offset is not None else ""
+        self.name += f"_sr{self.search_radius}" if self.search_radius is not None else ""
         model_name = Path(self.model).name if self.model else base
         detail = [model_name] if model_name != base else []
         detail += [gop_label(gop)] if gop is not None else []
         detail += ["fixed I-frames"] if fixed else []
         detail += [f"I-frames +{offset} levels"] if offset is not None else []
+        detail += ([f"search +-{self.search_radius} px"] if self.search_radius is not None
+                   else [])
         self.label = base + (f" ({', '.join(detail)})" if detail else "")
         self.setting = " ".join(self.command + self._model_args() + self._gop_args())
         self._available: tuple[bool, str] | None = None
@@ -219,6 +224,8 @@ class GanCompressCodec(TestCodec):
             args += ["--intra_decision", self.intra_decision]
         if self.intra_quality_offset is not None:
             args += ["--intra_quality_offset", str(self.intra_quality_offset)]
+        if self.search_radius is not None:
+            args += ["--search_radius", str(self.search_radius)]
         return args
 
     def _encode_args(self, src: Path, out: Path, quality: int, frames: int | None) -> list[str]:
@@ -276,7 +283,8 @@ class GanCompressCodec(TestCodec):
     def to_json(self) -> dict:
         return {**super().to_json(), "command": self.command, "model": self.model,
                 "gop": self.gop, "intra_decision": self.intra_decision or "rd",
-                "intra_quality_offset": self.intra_quality_offset}
+                "intra_quality_offset": self.intra_quality_offset,
+                "search_radius": self.search_radius}
 
 
 class InProcessCodec(GanCompressCodec):
@@ -288,10 +296,11 @@ class InProcessCodec(GanCompressCodec):
 
     def __init__(self, model: str, name: str | None = None, gop: int | None = None,
                  qualities: list[int] | None = None, intra_decision: str | None = None,
-                 intra_quality_offset: int | None = None):
+                 intra_quality_offset: int | None = None, search_radius: int | None = None):
         super().__init__(model, command=["gan-compress"], qualities=qualities, gop=gop,
                          name=name or Path(model).name, intra_decision=intra_decision,
-                         intra_quality_offset=intra_quality_offset)
+                         intra_quality_offset=intra_quality_offset,
+                         search_radius=search_radius)
         if not self.label.startswith("gan_compress"):
             self.label = f"gan_compress {self.label}"
         self.setting = f"gan_compress.load({model!r}) in-process" + (
@@ -324,6 +333,8 @@ class InProcessCodec(GanCompressCodec):
         extra = {"intra_decision": self.intra_decision} if self.intra_decision else {}
         if self.intra_quality_offset is not None:
             extra["intra_quality_offset"] = self.intra_quality_offset
+        if self.search_radius is not None:
+            extra["search_radius"] = self.search_radius
         self.codec().compress_video(str(src), str(out), quality=quality, frames=frames,
                                     intra_period=intra_period, **extra)
         return " ".join(self.command + self._encode_args(src, out, quality, frames))

@@ -32,6 +32,7 @@ inside to a multiple of 64 by edge replication. Quality is 1-based at the coding
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -277,6 +278,7 @@ class PFrameCodec(tf.keras.Model):
             raise ValueError(f"pframe.residual_input must be residual|conditional, "
                              f"got {cfg.residual_input!r}")
         self.model_cfg, self.cfg = model_cfg, cfg
+        self._search_radius: int | None = None  # encoder-side override (`search_radius`)
         k = cfg.kernel_size
         self.motion_analysis = _analysis(cfg.motion_channels, cfg.motion_latent_channels, k,
                                          "motion_analysis")
@@ -314,13 +316,38 @@ class PFrameCodec(tf.keras.Model):
 
     SEARCH_SCALE = 8.0  # block-matching displacements are divided by this at the encoder input
 
+    @contextlib.contextmanager
+    def search_radius(self, radius: int | None):
+        """Within the block, the encoder's block search covers +-`radius` pixels instead of
+        `cfg.motion_search_radius` (None: unchanged), like x264's --merange. Encoder-side only:
+        the bitstream and the decoder do not depend on it. Read when a function is traced, so
+        trace coding functions inside the block (`gop.GopFunctions(search_radius=...)`)."""
+        if radius is not None:
+            if self.cfg.motion_search_radius <= 0:
+                raise ValueError("this P-frame codec was trained without a block-search input; "
+                                 "its search radius cannot be set")
+            if not 4 <= int(radius) <= 128:
+                raise ValueError(f"the search radius must be in 4..128 pixels, got {radius}")
+        previous, self._search_radius = self._search_radius, (
+            None if radius is None else int(radius))
+        try:
+            yield
+        finally:
+            self._search_radius = previous
+
+    @property
+    def encoder_search_radius(self) -> int:
+        """The block-search radius the encoder uses now (pixels; 0: no search input)."""
+        return self.cfg.motion_search_radius if self._search_radius is None else (
+            self._search_radius)
+
     def _motion_input(self, xp, rp):
         """The motion encoder's input: both padded frames `[N, H', W', 6]`, plus the
         block-matching displacement estimate (2 channels) when `motion_search_radius` > 0."""
         rp = tf.cast(rp, xp.dtype)
         if self.cfg.motion_search_radius <= 0:
             return tf.concat([xp, rp], axis=-1)
-        search = block_motion_search(xp, rp, radius=self.cfg.motion_search_radius)
+        search = block_motion_search(xp, rp, radius=self.encoder_search_radius)
         return tf.concat([xp, rp, search / self.SEARCH_SCALE], axis=-1)
 
     def _motion_latent(self, xp, rp):

@@ -74,7 +74,7 @@ def diagnose(pframe, frames: list[np.ndarray], qualities: list[int]) -> list[dic
     """One dict of means per quality (1-based) over the consecutive pairs of `frames`."""
     import tensorflow as tf
 
-    radius = pframe.cfg.motion_search_radius
+    radius = pframe.encoder_search_radius
     search = [search_prediction_psnr(ref, cur, radius) if radius > 0 else float("nan")
               for ref, cur in zip(frames[:-1], frames[1:], strict=True)]
 
@@ -122,24 +122,25 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.model}: an I-frame-only model; this needs a video model")
     qualities = [int(q) for q in args.qualities.split(",")]
     pframe = codec._pframe
-    if args.search_radius is not None:
-        import dataclasses
+    with pframe.search_radius(args.search_radius):
+        _print_table(codec.name, pframe, clips.resolve_clips(args.clips.split(",")), args.pairs,
+                     qualities)
+    return 0
 
-        pframe.cfg = dataclasses.replace(pframe.cfg, motion_search_radius=args.search_radius)
-    paths = clips.resolve_clips(args.clips.split(","))
-    print(f"model {codec.name}; reference = the source previous frame; means over "
-          f"{args.pairs} pairs; block-search radius {pframe.cfg.motion_search_radius} px\n")
+
+def _print_table(name: str, pframe, paths, pairs: int, qualities: list[int]) -> None:
+    print(f"model {name}; reference = the source previous frame; means over "
+          f"{pairs} pairs; block-search radius {pframe.encoder_search_radius} px\n")
     print("| clip | q | copy PSNR | search PSNR | prediction PSNR | recon PSNR | bpp motion "
           "| bpp residual | mean abs dx, dy (px) | mean blur s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for path in paths:
-        frames = clip_frames(str(path), args.pairs + 1)
+        frames = clip_frames(str(path), pairs + 1)
         for row in diagnose(pframe, frames, qualities):
             print(f"| {path.stem} | {row['q']} | {row['copy']:.2f} | {row['search']:.2f} | "
                   f"{row['pred']:.2f} | "
                   f"{row['recon']:.2f} | {row['bpp_motion']:.3f} | {row['bpp_residual']:.3f} | "
                   f"{row['dx']:.2f}, {row['dy']:.2f} | {row['s']:.2f} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -322,18 +322,23 @@ class PFrameCodec(tf.keras.Model):
         `cfg.motion_search_radius` (None: unchanged), like x264's --merange. Encoder-side only:
         the bitstream and the decoder do not depend on it. Read when a function is traced, so
         trace coding functions inside the block (`gop.GopFunctions(search_radius=...)`)."""
-        if radius is not None:
-            if self.cfg.motion_search_radius <= 0:
-                raise ValueError("this P-frame codec was trained without a block-search input; "
-                                 "its search radius cannot be set")
-            if not 4 <= int(radius) <= 128:
-                raise ValueError(f"the search radius must be in 4..128 pixels, got {radius}")
+        self.check_search_radius(radius)
         previous, self._search_radius = self._search_radius, (
             None if radius is None else int(radius))
         try:
             yield
         finally:
             self._search_radius = previous
+
+    def check_search_radius(self, radius: int | None) -> None:
+        """Raises ValueError unless `radius` is None or a radius `search_radius` accepts."""
+        if radius is None:
+            return
+        if self.cfg.motion_search_radius <= 0:
+            raise ValueError("this P-frame codec was trained without a block-search input; "
+                             "its search radius cannot be set")
+        if not 4 <= int(radius) <= 128:
+            raise ValueError(f"the search radius must be in 4..128 pixels, got {radius}")
 
     @property
     def encoder_search_radius(self) -> int:
